@@ -1,0 +1,15 @@
+"""seqdbr: recurrent sequence modelling on define-by-run graphs.
+
+    import seqdbr
+    import seqdbr.functions as F
+    import seqdbr.links as L
+"""
+__version__ = '0.1.0'
+
+from seqdbr.core.config import (config, global_config, using_config,  # noqa: F401
+                                no_backprop_mode, force_backprop_mode)
+from seqdbr.core.backend import (get_array_module, is_gpu_available, get_device,  # noqa: F401
+                                 to_cpu, to_gpu, to_device, CpuDevice, GpuDevice)
+from seqdbr.core.variable import Variable, Parameter, as_variable, as_array  # noqa: F401
+from seqdbr.core.function_node import FunctionNode  # noqa: F401
+from seqdbr.core import functions as _functions  # noqa: F401  (installs operators)

@@ -1,0 +1,2 @@
+"""The engine: backend, config, Variable, FunctionNode, backprop, functions, links,
+initializers, optimizers, serializers, DOT graph export."""
