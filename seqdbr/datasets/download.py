@@ -137,7 +137,7 @@ class _NullProgress:
 def _progress_bar(total, desc):
     """A byte progress bar (tqdm when installed; hidden when stderr is not a terminal)."""
     try:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
     except ImportError:
         return _NullProgress(total=total)
     return tqdm(total=total, desc=desc, unit='B', unit_scale=True, unit_divisor=1024,
@@ -223,6 +223,7 @@ def download_file(urls, dest, sha256, *, desc=None, timeout=30.0, chunk_size=1 <
 
     failures = []
     mismatch = False
+    unreachable = 0
     for url in urls:
         try:
             _fetch_one(url, dest, sha256, desc or dest.name, timeout, chunk_size)
@@ -234,8 +235,10 @@ def download_file(urls, dest, sha256, *, desc=None, timeout=30.0, chunk_size=1 <
             failures.append((url, 'HTTP error %s' % (e.response.status_code
                                                       if e.response is not None else e,)))
         except requests.Timeout as e:
+            unreachable += 1
             failures.append((url, 'timed out after %gs (%s)' % (timeout, type(e).__name__)))
         except requests.ConnectionError as e:
+            unreachable += 1
             failures.append((url, 'cannot connect (%s: %s)' % (type(e).__name__, e)))
         except (requests.RequestException, urllib3.exceptions.HTTPError) as e:
             failures.append((url, 'transfer failed (%s: %s)' % (type(e).__name__, e)))
@@ -248,8 +251,11 @@ def download_file(urls, dest, sha256, *, desc=None, timeout=30.0, chunk_size=1 <
     if mismatch:
         lines.append('A mirror served different bytes: it may hold another version of the '
                      'file, or the transfer was corrupted.')
+    elif unreachable == len(urls):
+        lines.append('No mirror could be reached: this machine may be offline, or the '
+                     'servers are down.')
     else:
-        lines.append('No mirror could be reached: this machine may be offline.')
+        lines.append('No mirror delivered the complete file.')
     lines.append('To install the file by hand, fetch it on a machine with network access '
                  'from one of the URLs above, check that its sha256 is %s, and put it at:'
                  % sha256)

@@ -228,7 +228,7 @@ class SerialIterator:
             raise ValueError('stored SerialIterator state is invalid: current_position=%d '
                              '(must be in [0, %d)), epoch=%d' % (position, self._n, epoch))
         if self._shuffle:
-            order = serializer('order', self._order)
+            order = serializer('order', self._order.copy())
             if not numpy.array_equal(numpy.sort(order), numpy.arange(self._n)):
                 raise ValueError('stored SerialIterator order is not a permutation of '
                                  'range(%d); the checkpoint is corrupt' % self._n)
@@ -326,10 +326,10 @@ def concat_examples(batch, device=None, padding=None):
             pads = (padding,) * width
         for k, ex in enumerate(batch):
             if not isinstance(ex, tuple) or len(ex) != width:
-                raise ValueError('example 0 is a tuple of %d components but example %d is %r-'
-                                 'shaped %s; all examples must have the same structure'
-                                 % (width, k, len(ex) if isinstance(ex, tuple) else None,
-                                    type(ex).__name__))
+                got = ('a tuple of %d components' % len(ex) if isinstance(ex, tuple)
+                       else 'a %s' % type(ex).__name__)
+                raise ValueError('example 0 is a tuple of %d components but example %d is %s; '
+                                 'all examples must have the same structure' % (width, k, got))
         return tuple(send(_stack([ex[j] for ex in batch], pads[j], 'component %d' % j))
                      for j in range(width))
     if isinstance(first, dict):
