@@ -48,7 +48,7 @@ def backward(root, retain_grad=False):
             if gy is not None:
                 any_gy = True
                 if retain_grad and y is not root:
-                    y._grad = gy
+                    y._grad = gy.copy()  # never let two variables share one grad array
             gys.append(gy)
         if not any_gy:
             continue
@@ -68,8 +68,12 @@ def backward(root, retain_grad=False):
             if xf is None:  # leaf: accumulate into .grad
                 cur = x._grad
                 if cur is None:
+                    # A leaf must own its gradient: hooks scale grads in place, so a grad that
+                    # is (a view of) an upstream gradient, which other variables may also
+                    # receive, is copied. Fresh arrays computed by backward are kept as is.
+                    owner = gx if gx.base is None else gx.base
                     for gy in gys:
-                        if gx is gy:  # pass-through gradient: never alias another variable's
+                        if gy is not None and (owner is gy or owner is gy.base):
                             gx = gx.copy()
                             break
                     x._grad = gx

@@ -141,10 +141,10 @@ class MatMul(FunctionNode):
         a2 = a[None, :] if a.ndim == 1 else a          # (..., M, K)
         b2 = b[:, None] if b.ndim == 1 else b          # (..., K, N)
         g2 = gy
-        if a.ndim == 1:
-            g2 = xp.expand_dims(g2, -2)
         if b.ndim == 1:
-            g2 = xp.expand_dims(g2, -1)
+            g2 = g2[..., None]
+        if a.ndim == 1:
+            g2 = g2[..., None, :]
         ga = gb = None
         if 0 in indexes:
             ga = g2 @ xp.swapaxes(b2, -1, -2)
@@ -200,6 +200,21 @@ class MulConstant(FunctionNode):
 
     def backward(self, indexes, gys):
         return (gys[0] * self.c,)
+
+
+class DivConstant(FunctionNode):
+    """``x / c`` for a constant c (true division, so ``x / 0`` gives inf like NumPy)."""
+
+    def __init__(self, c):
+        self.c = c
+
+    def forward(self, inputs):
+        with numpy.errstate(divide='ignore', invalid='ignore'):
+            return (inputs[0] / self.c,)
+
+    def backward(self, indexes, gys):
+        with numpy.errstate(divide='ignore', invalid='ignore'):
+            return (gys[0] / self.c,)
 
 
 class DivFromConstant(FunctionNode):
@@ -401,7 +416,7 @@ def _v_truediv(self, other):
     if t is Variable:
         return Div().apply((self, other))[0]
     if isinstance(other, _Number):
-        return MulConstant(1.0 / _const(other, self)).apply((self,))[0]
+        return DivConstant(_const(other, self)).apply((self,))[0]
     return Div().apply((self, _const(other, self)))[0]
 
 
