@@ -1,0 +1,196 @@
+"""Optimizer hooks: gradient transformations run before the update rules.
+
+Register with ``opt.add_hook(hook)``; every update runs the hooks in registration
+order, after ``t`` is incremented and before any rule. Each hook rewrites
+``param.grad`` in place (a read-only NumPy gradient is replaced by a copy first) for
+every parameter of the target that has a gradient;
+parameters whose ``grad`` is None are skipped (they are not updated either, see
+``seqdbr.core.optimizer``).
+
+    opt.add_hook(hooks.GradientClipping(5.0))   # clip the global norm first,
+    opt.add_hook(hooks.WeightDecay(1e-4))       # then add the L2 term
+"""
+import math
+import numbers
+
+import numpy
+
+from seqdbr.core import backend
+
+__all__ = ['WeightDecay', 'Lasso', 'GradientClipping', 'GradientHardClipping']
+
+
+def _check_rate(name, value):
+    if not isinstance(value, numbers.Real) or not value >= 0:
+        raise ValueError('%s must be a real number >= 0, got %r' % (name, value))
+    return value
+
+
+def _params_with_grad(optimizer):
+    return [p for p in optimizer.target.params() if p.grad is not None]
+
+
+def _writable_grad(param):
+    """``param.grad``, replaced by a private copy first when it is a read-only NumPy view
+    (e.g. a broadcast array assigned by hand), so in-place edits are always possible."""
+    grad = param.grad
+    if type(grad) is numpy.ndarray and not grad.flags.writeable:
+        grad = param.grad = grad.copy()
+    return grad
+
+
+class WeightDecay:
+    """L2 regularization (weight decay folded into the gradient).
+
+    For each parameter with a gradient::
+
+        g <- g + rate * theta
+
+    i.e. the gradient of ``rate / 2 * ||theta||^2`` is added to the loss gradient. (With
+    adaptive methods this decay is scaled by the adaptive denominator; for decoupled decay
+    use ``Adam(weight_decay_rate=...)``.)
+
+    Args:
+        rate (float): coefficient (>= 0).
+    """
+    name = 'WeightDecay'
+    timing = 'pre'
+
+    def __init__(self, rate):
+        self.rate = _check_rate('rate', rate)
+
+    def __call__(self, optimizer):
+        rate = self.rate
+        for param in _params_with_grad(optimizer):
+            grad = _writable_grad(param)
+            grad += backend.get_array_module(grad).multiply(param.array, rate)
+
+    def __repr__(self):
+        return 'WeightDecay(rate=%r)' % self.rate
+
+
+class Lasso:
+    """L1 regularization folded into the gradient.
+
+    For each parameter with a gradient::
+
+        g <- g + rate * sign(theta)
+
+    (the subgradient of ``rate * ||theta||_1``, taking ``sign(0) = 0``).
+
+    Args:
+        rate (float): coefficient (>= 0).
+    """
+    name = 'Lasso'
+    timing = 'pre'
+
+    def __init__(self, rate):
+        self.rate = _check_rate('rate', rate)
+
+    def __call__(self, optimizer):
+        rate = self.rate
+        for param in _params_with_grad(optimizer):
+            grad = _writable_grad(param)
+            tmp = backend.get_array_module(grad).sign(param.array)
+            tmp *= rate
+            grad += tmp
+
+    def __repr__(self):
+        return 'Lasso(rate=%r)' % self.rate
+
+
+class GradientClipping:
+    """Rescale all gradients together when their global L2 norm exceeds ``threshold``.
+
+    With ``norm = sqrt(sum over every parameter with a gradient of sum(g**2))``::
+
+        if norm > threshold:  g <- g * (threshold / norm)   for every such gradient
+
+    The direction of the full gradient is kept (Pascanu, Mikolov & Bengio, "On the
+    difficulty of training recurrent neural networks", ICML 2013, Algorithm 1). Parameters
+    without a gradient neither contribute to the norm nor are touched. The squared norm of
+    each array is accumulated in float64 across parameters (float16 gradients are summed in
+    float32). A non-finite norm (NaN/inf gradients) leaves the gradients unchanged.
+
+    Args:
+        threshold (float): the largest allowed global norm (> 0).
+
+    Attributes:
+        last_norm (float or None): the global norm before clipping at the latest call
+            (handy for logging); None before the first call.
+    """
+    name = 'GradientClipping'
+    timing = 'pre'
+
+    def __init__(self, threshold):
+        if not isinstance(threshold, numbers.Real) or not threshold > 0:
+            raise ValueError('threshold must be a real number > 0, got %r' % (threshold,))
+        self.threshold = threshold
+        self.last_norm = None
+
+    def __call__(self, optimizer):
+        params = _params_with_grad(optimizer)
+        grads = [p.grad for p in params]
+        sqnorm = 0.0
+        device_sum = None
+        for g in grads:
+            flat = g.ravel()
+            if flat.dtype.itemsize < 4:
+                flat = flat.astype(numpy.float32)
+            d = flat.dot(flat)
+            if type(g) is numpy.ndarray:
+                sqnorm += float(d)
+            else:  # CuPy: sum on the device, one host sync at the end
+                d = d.astype(numpy.float64)
+                device_sum = d if device_sum is None else device_sum + d
+        if device_sum is not None:
+            sqnorm += float(device_sum)
+        norm = math.sqrt(sqnorm)
+        self.last_norm = norm
+        if norm > self.threshold and math.isfinite(norm):
+            scale = self.threshold / norm
+            for param in params:
+                grad = _writable_grad(param)
+                grad *= scale
+
+    def __repr__(self):
+        return 'GradientClipping(threshold=%r)' % self.threshold
+
+
+class GradientHardClipping:
+    """Clip every gradient element into ``[lower, upper]``::
+
+        g <- min(max(g, lower), upper)
+
+    Args:
+        lower (float or None): smallest allowed value (None: no lower bound).
+        upper (float or None): largest allowed value (None: no upper bound).
+    """
+    name = 'GradientHardClipping'
+    timing = 'pre'
+
+    def __init__(self, lower, upper):
+        if lower is None and upper is None:
+            raise ValueError('GradientHardClipping needs at least one of lower and upper')
+        for label, v in (('lower', lower), ('upper', upper)):
+            if v is not None and (not isinstance(v, numbers.Real) or math.isnan(v)):
+                raise ValueError('%s must be a real number or None, got %r' % (label, v))
+        if lower is not None and upper is not None and lower > upper:
+            raise ValueError('lower (%r) must not exceed upper (%r)' % (lower, upper))
+        self.lower = lower
+        self.upper = upper
+
+    def __call__(self, optimizer):
+        lower, upper = self.lower, self.upper
+        for param in _params_with_grad(optimizer):
+            grad = _writable_grad(param)
+            xp = backend.get_array_module(grad)
+            if lower is None:
+                xp.minimum(grad, upper, out=grad)
+            elif upper is None:
+                xp.maximum(grad, lower, out=grad)
+            else:
+                xp.clip(grad, lower, upper, out=grad)
+
+    def __repr__(self):
+        return 'GradientHardClipping(lower=%r, upper=%r)' % (self.lower, self.upper)
