@@ -15,6 +15,7 @@ __all__ = ['backward', 'unchain_backward']
 
 _heappush = heapq.heappush
 _heappop = heapq.heappop
+_generic = numpy.generic
 
 
 def backward(root, retain_grad=False):
@@ -61,6 +62,8 @@ def backward(root, retain_grad=False):
             gx = gxs[i]
             if gx is None:
                 continue
+            if isinstance(gx, _generic):  # NumPy arithmetic on 0-d arrays gives scalars
+                gx = numpy.asarray(gx)
             if debug:
                 _check_finite(f, i, gx)
             x = xs[i]
@@ -78,7 +81,7 @@ def backward(root, retain_grad=False):
                             break
                     x._grad = gx
                 else:
-                    x._grad = cur + gx
+                    x._grad = numpy.asarray(cur + gx) if cur.ndim == 0 else cur + gx
             else:
                 cur = grads.get(x)
                 grads[x] = gx if cur is None else cur + gx

@@ -17,6 +17,8 @@ from seqdbr.core.variable import Variable, _check_array
 __all__ = ['FunctionNode', 'sum_to', 'check_float']
 
 _ndarray = numpy.ndarray
+_generic = numpy.generic
+_asarray = numpy.asarray
 _wref = weakref.ref
 
 
@@ -104,6 +106,10 @@ class FunctionNode:
             xs.append(x)
             arrays.append(x.array)
         ys = self.forward(tuple(arrays))
+        for y in ys:
+            if isinstance(y, _generic):  # NumPy ops on 0-d arrays return scalars
+                ys = tuple([_asarray(y) if isinstance(y, _generic) else y for y in ys])
+                break
         if needs_grad and config.enable_backprop:
             self.inputs = tuple(xs)
             self.rank = rank
