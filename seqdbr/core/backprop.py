@@ -81,7 +81,8 @@ def backward(root, retain_grad=False):
                             break
                     x._grad = gx
                 else:
-                    x._grad = numpy.asarray(cur + gx) if cur.ndim == 0 else cur + gx
+                    g = cur + gx
+                    x._grad = numpy.asarray(g) if isinstance(g, _generic) else g
             else:
                 cur = grads.get(x)
                 grads[x] = gx if cur is None else cur + gx

@@ -1,2 +1,12 @@
-"""(being written)"""
-__all__ = []
+"""Recurrent functions, re-exported by ``seqdbr.functions`` (``F``).
+
+* :func:`lstm` -- fused LSTM cell from gate pre-activations ``[i | f | g | o]``.
+* :func:`gru_cell` -- fused GRU cell from the input and hidden projections ``[r | z | n]``.
+* :func:`n_step_lstm`, :func:`n_step_bilstm`, :func:`n_step_gru`, :func:`n_step_bigru` --
+  whole-window multi-layer recurrences over batches of variable-length sequences.
+"""
+from seqdbr.rnn.lstm import lstm
+from seqdbr.rnn.gru import gru_cell
+from seqdbr.rnn.n_step import n_step_lstm, n_step_bilstm, n_step_gru, n_step_bigru
+
+__all__ = ['lstm', 'gru_cell', 'n_step_lstm', 'n_step_bilstm', 'n_step_gru', 'n_step_bigru']
