@@ -37,6 +37,10 @@ def atomic_write(path, mode='wb', encoding=None):
     fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', suffix='.tmp',
                                dir=directory)
     try:
+        # mkstemp creates the file 0600; give it the usual permissions (0666 minus umask).
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         if mode == 'w':
             f = os.fdopen(fd, 'w', encoding=encoding or 'utf-8', newline='')
         else:

@@ -1,0 +1,224 @@
+"""Sampling: prime fed once, temperature 0 == argmax, seeds, top-k, unknown characters,
+non-finite logits, streaming, and the Japanese round trip on real data."""
+import io
+import math
+
+import numpy
+import pytest
+
+from seqdbr.charlm.checkpoint import load_checkpoint, save_checkpoint
+from seqdbr.charlm.cli import sample_main
+from seqdbr.charlm.errors import SamplingError
+from seqdbr.charlm.model import CharRNN
+from seqdbr.charlm.sample import choose, sample
+from seqdbr.charlm.vocab import UnknownCharacterError, Vocabulary
+from seqdbr.core import initializers
+from seqdbr.core.config import config
+
+TEXT = 'the quick brown fox jumps over the lazy dog\n\u732b\u304c\u597d\u304d\u3002\n'
+
+
+@pytest.fixture
+def lm():
+    initializers.set_seed(3)
+    vocab = Vocabulary.from_text(TEXT)
+    model = CharRNN(len(vocab), rnn_size=12, num_layers=2)
+    # Larger output weights make the distribution peaked enough for argmax tests to matter.
+    model.out.W.array[...] *= 4
+    return model, vocab
+
+
+def test_temperature_zero_equals_argmax(lm):
+    model, vocab = lm
+    a = sample(model, vocab, 40, prime='the ', temperature=0)
+    b = sample(model, vocab, 40, prime='the ', argmax=True,
+               rng=numpy.random.default_rng(0))
+    assert a == b and a.startswith('the ')
+    # ... and both are the greedy path computed by hand.
+    model.reset_state()
+    ids = list(vocab.encode('the '))
+    y = model(numpy.array([ids], numpy.int32)).array[0, -1]
+    greedy = []
+    for _ in range(40):
+        k = int(numpy.argmax(y))
+        greedy.append(k)
+        y = model(numpy.array([[k]], numpy.int32)).array[0, -1]
+    assert a == 'the ' + vocab.decode(numpy.array(greedy))
+
+
+def test_same_seed_same_text_and_other_seeds_differ(lm):
+    model, vocab = lm
+    runs = [sample(model, vocab, 60, prime='fox', rng=numpy.random.default_rng(s))
+            for s in (7, 7, 8)]
+    assert runs[0] == runs[1]
+    assert runs[0] != runs[2]
+    assert all(r.startswith('fox') and len(r) == 63 for r in runs)
+
+
+def test_prime_is_fed_exactly_once_over_its_whole_length(lm, monkeypatch):
+    model, vocab = lm
+    prime = ('the lazy dog ' * 40)[:500]
+    calls = []
+    real = CharRNN.forward
+
+    def spy(self, x):
+        calls.append((x.shape, config.enable_backprop, config.train))
+        return real(self, x)
+
+    monkeypatch.setattr(CharRNN, 'forward', spy)
+    out = sample(model, vocab, 5, prime=prime, temperature=0)
+    assert out.startswith(prime) and len(out) == 505
+    assert calls[0][0] == (1, 500)                         # the whole prime in one call
+    assert [c[0] for c in calls[1:]] == [(1, 1)] * 4       # then one char per call
+    assert all(not bp and not tr for _, bp, tr in calls)   # no graph, no dropout
+    # The state after the prime equals the state of one pass over the prime.
+    model.reset_state()
+    real(model, vocab.encode(prime)[None, :])
+    ref = model.get_state()
+    sample(model, vocab, 0, prime=prime)
+    for k, a in model.get_state().items():
+        numpy.testing.assert_array_equal(a, ref[k])
+
+
+def test_choose_matches_the_tempered_distribution():
+    logits = numpy.array([2.0, 1.0, 0.0, -1.0], numpy.float32)
+    rng = numpy.random.default_rng(0)
+    for temp in (1.0, 0.5):
+        counts = numpy.bincount([choose(logits, temp, rng=rng) for _ in range(20000)],
+                                minlength=4)
+        p = numpy.exp(logits / temp) / numpy.exp(logits / temp).sum()
+        numpy.testing.assert_allclose(counts / 20000, p, atol=0.015)
+    assert choose(logits, 0.0) == 0
+    assert choose(numpy.array([0.0, 5.0, 5.0]), 0) == 1         # first maximum on ties
+
+
+def test_top_k_restricts_the_choice():
+    logits = numpy.array([0.1, 3.0, 2.9, -2.0, 2.8])
+    rng = numpy.random.default_rng(1)
+    picks = {choose(logits, 5.0, top_k=2, rng=rng) for _ in range(500)}
+    assert picks == {1, 2}
+    assert {choose(logits, 3.0, top_k=1, rng=rng) for _ in range(50)} == {1}
+    assert len({choose(logits, 50.0, top_k=10, rng=rng) for _ in range(2000)}) == 5
+
+
+@pytest.mark.parametrize('temp', [-1, -0.001, float('nan'), float('inf')])
+def test_bad_temperature_is_an_error(lm, temp):
+    model, vocab = lm
+    with pytest.raises(SamplingError, match='temperature'):
+        sample(model, vocab, 5, temperature=temp)
+
+
+def test_bad_top_k_and_length(lm):
+    model, vocab = lm
+    with pytest.raises(SamplingError, match='top_k'):
+        sample(model, vocab, 5, top_k=0)
+    with pytest.raises(SamplingError, match='length'):
+        sample(model, vocab, -3)
+
+
+def test_non_finite_logits_raise_instead_of_emitting_a_bogus_index(lm):
+    with pytest.raises(SamplingError, match='non-finite logits'):
+        choose(numpy.array([0.0, numpy.nan, 1.0]), 1.0, rng=numpy.random.default_rng(0))
+    with pytest.raises(SamplingError, match='non-finite'):
+        choose(numpy.array([0.0, numpy.inf]), 0)
+    model, vocab = lm
+    model.rnn[0].W_hh.array[0, 0] = numpy.nan
+    out = io.StringIO()
+    with pytest.raises(SamplingError):
+        sample(model, vocab, 5, prime='dog', out=out, rng=numpy.random.default_rng(0))
+    assert out.getvalue() == ''                          # nothing was printed
+
+
+def test_unknown_prime_characters(lm):
+    model, vocab = lm
+    with pytest.raises(UnknownCharacterError) as e:
+        sample(model, vocab, 5, prime='the QUICK ß')
+    msg = str(e.value)
+    for c in 'QUICKß':
+        assert repr(c) in msg
+    assert '--unknown skip' in msg
+    out = sample(model, vocab, 5, prime='the QUICK fox', unknown='skip', temperature=0)
+    assert out.startswith('the QUICK fox')
+
+
+def test_output_streams_piece_by_piece(lm):
+    model, vocab = lm
+
+    class Recorder:
+        def __init__(self):
+            self.writes = []
+
+        def write(self, s):
+            self.writes.append(s)
+
+        def flush(self):
+            pass
+
+    rec = Recorder()
+    text = sample(model, vocab, 12, prime='dog', out=rec, rng=numpy.random.default_rng(2))
+    assert rec.writes[0] == 'dog' and len(rec.writes) == 13
+    assert ''.join(rec.writes) == text
+
+
+def test_empty_prime_starts_from_a_newline(lm):
+    model, vocab = lm
+    text = sample(model, vocab, 10, temperature=0)
+    assert len(text) == 10
+    assert text == sample(model, vocab, 10, prime='\n', temperature=0)[1:]
+
+
+def test_bytes_vocabulary(tmp_path):
+    initializers.set_seed(0)
+    data = 'caf\u00e9 \u732b'.encode('utf-8') * 3
+    vocab = Vocabulary.from_text(data)
+    model = CharRNN(len(vocab), rnn_size=8, num_layers=1)
+    out = io.BytesIO()
+    res = sample(model, vocab, 20, prime='caf\u00e9', out=out, rng=numpy.random.default_rng(0))
+    assert isinstance(res, bytes) and res.startswith('caf\u00e9'.encode()) and len(res) == 25
+    assert out.getvalue() == res
+
+
+def test_cli_same_seed_same_text_and_num_samples(lm, tmp_path, capfdbinary):
+    model, vocab = lm
+    path = save_checkpoint(tmp_path / 'm.npz', model, vocab)
+    args = [str(path), '--length', '30', '--prime', 'the ', '--seed', '5']
+    assert sample_main(args) == 0
+    first = capfdbinary.readouterr().out
+    assert sample_main(args) == 0
+    assert capfdbinary.readouterr().out == first
+    assert first.decode('utf-8').startswith('the ') and len(first.decode('utf-8')) == 35
+    assert sample_main(args + ['--num-samples', '3']) == 0
+    text = capfdbinary.readouterr().out.decode('utf-8')
+    assert text.count('--- sample ') == 3
+    assert sample_main([str(path), '--length', '30', '--prime', 'the ', '--temperature',
+                        '0']) == 0
+    t0 = capfdbinary.readouterr().out
+    assert sample_main([str(path), '--length', '30', '--prime', 'the ', '--argmax']) == 0
+    assert capfdbinary.readouterr().out == t0
+    prime_file = tmp_path / 'prime.txt'
+    prime_file.write_bytes('\ufeffthe dog\n'.encode('utf-8'))     # BOM dropped
+    assert sample_main([str(path), '--length', '3', '--prime-file', str(prime_file),
+                        '--seed', '1']) == 0
+    assert capfdbinary.readouterr().out.startswith(b'the dog\n')
+
+
+def test_japanese_round_trip_on_real_data(shared_data, tmp_path, charlm, capfdbinary):
+    """Train 20 steps on the Japanese corpus, then sample with a Japanese prime: the output
+    is valid UTF-8 and begins with the exact prime."""
+    raw = (shared_data / 'neko-ja' / 'neko.txt').read_bytes()
+    text = raw.decode('utf-8')
+    assert '\r\n' in text
+    path = tmp_path / 'neko.txt'
+    path.write_text(text[:30000], encoding='utf-8', newline='')
+    res, summary = charlm.run_train(path, tmp_path / 'neko', rnn_size=16, batch_size=4,
+                                    seq_length=10, max_iters=20, eval_every=20)
+    assert res.iteration == 20
+    prime = '\u543e\u8f29\u306f\u732b\u3067\u3042\u308b\u3002\r\n'      # 吾輩は猫である。
+    assert sample_main([res.latest, '--prime', prime, '--length', '50', '--seed', '0']) == 0
+    out = capfdbinary.readouterr().out
+    decoded = out.decode('utf-8')                       # valid UTF-8 (strict)
+    assert decoded.startswith(prime)
+    assert len(decoded) == len(prime) + 50 + 1           # + the final newline
+    vocab = load_checkpoint(res.latest).vocab
+    assert all(c in vocab for c in decoded[:-1])
+    assert not math.isnan(load_checkpoint(res.latest).meta['history']['train_loss'][-1])
