@@ -1,0 +1,1 @@
+"""Example applications built on the public API (``seqdbr.examples.mnist``: the MNIST MLP)."""
