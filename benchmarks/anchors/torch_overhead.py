@@ -13,25 +13,15 @@ op, median over ``--repeats`` runs, for shapes ``(1,)`` and ``(50, 128)``.
 difference shows what autograd adds; ``total_over_numpy_forward`` is forward + backward
 in units of that raw NumPy op (a machine-speed-normalised figure). Prints one JSON object on stdout.
 """
-import argparse
-import json
 import os
-import platform
-import statistics
-import time
+import sys
 
 import numpy
 import torch
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-def chain(x, w, n_ops):
-    h = x
-    for i in range(n_ops):
-        if i % 2:
-            h = h * w
-        else:
-            h = h + w
-    return h
+import common  # noqa: E402
 
 
 def measure(shape, n_ops, repeats):
@@ -40,53 +30,32 @@ def measure(shape, n_ops, repeats):
     seed = torch.ones(shape, dtype=torch.float32)
     a = numpy.full(shape, 0.5, numpy.float32)
     b = numpy.full(shape, 1.0001, numpy.float32)
-    fwd, bwd, raw, nograd = [], [], [], []
-    for _ in range(repeats):
+
+    def clear():
         x.grad = None
         w.grad = None
-        t0 = time.perf_counter()
-        y = chain(x, w, n_ops)
-        t1 = time.perf_counter()
-        y.backward(seed)
-        t2 = time.perf_counter()
-        del y
-        t3 = time.perf_counter()
-        chain(a, b, n_ops)
-        t4 = time.perf_counter()
-        with torch.no_grad():
-            t5 = time.perf_counter()
-            chain(x, w, n_ops)
-            t6 = time.perf_counter()
-        fwd.append((t1 - t0) / n_ops * 1e6)
-        bwd.append((t2 - t1) / n_ops * 1e6)
-        raw.append((t4 - t3) / n_ops * 1e6)
-        nograd.append((t6 - t5) / n_ops * 1e6)
-    f, b_ = statistics.median(fwd), statistics.median(bwd)
-    return {'shape': list(shape), 'forward_us_per_op': round(f, 3),
-            'backward_us_per_op': round(b_, 3), 'total_us_per_op': round(f + b_, 3),
-            'numpy_forward_us_per_op': round(statistics.median(raw), 3),
-            'torch_nograd_forward_us_per_op': round(statistics.median(nograd), 3),
-            # machine-independent-ish: framework cost in units of one raw NumPy op
-            'total_over_numpy_forward': round((f + b_) / statistics.median(raw), 2)}
+
+    fwd, bwd, raw, nograd = common.time_chain(x, w, a, b, n_ops, repeats, clear,
+                                              lambda y: y.backward(seed), torch.no_grad)
+    return common.overhead_figures(
+        shape, fwd, bwd, raw, ratio=True,
+        extra={'torch_nograd_forward_us_per_op': round(common.median(nograd), 3)})
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    p.add_argument('--ops', type=int, default=1000)
-    p.add_argument('--repeats', type=int, default=15)
+    p = common.make_parser(__doc__)
+    common.add_overhead_args(p)
     p.add_argument('--threads', type=int, default=2, help='torch.set_num_threads')
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     # warm-up: first autograd calls allocate the engine's thread state
     measure((1,), 100, 2)
-    out = {'benchmark': 'overhead', 'framework': 'torch', 'torch': torch.__version__,
-           'numpy': numpy.__version__, 'python': platform.python_version(),
-           'cpus': os.cpu_count(), 'threads': args.threads,
-           'loadavg_1m': round(os.getloadavg()[0], 2),
-           'n_ops': args.ops, 'op': 'alternating tensor*tensor and tensor+tensor '
-                                    '(both requires_grad)',
-           'results': [measure(s, args.ops, args.repeats) for s in [(1,), (50, 128)]]}
-    print(json.dumps(out, indent=2))
+    out = {'benchmark': 'overhead', 'framework': 'torch'}
+    out.update(common.machine_info({'torch': torch.__version__}, threads=args.threads))
+    out.update({'n_ops': args.ops, 'op': 'alternating tensor*tensor and tensor+tensor '
+                                         '(both requires_grad)',
+                'results': [measure(s, args.ops, args.repeats) for s in [(1,), (50, 128)]]})
+    common.emit(out)
 
 
 if __name__ == '__main__':
