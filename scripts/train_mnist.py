@@ -11,6 +11,10 @@ Thin front end: the logic (model, loop, checkpoint layout, log format) lives in
 
 Outputs in --out: log.jsonl (one JSON line per epoch), checkpoint.npz (model, optimizer,
 iterator and metadata in one file, rewritten atomically each epoch), graph.dot (--dot).
+
+Exit status: 0 on success; 1 for an unusable setting, data or checkpoint (one ``error:``
+line on stderr, no traceback); 2 for invalid options; 130 after Ctrl-C (the checkpoint of
+the last completed epoch is intact: continue with --resume).
 """
 import argparse
 import os
@@ -21,10 +25,20 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.p
 from seqdbr.examples import mnist  # noqa: E402
 
 
+class _DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows ``(default: X)`` only for options that have a real default (not None, not a
+    flag's False); those options describe their default in their own help text."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser():
     d = mnist.MnistConfig()
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=_DefaultsHelpFormatter)
     p.add_argument('--epochs', '-e', type=int, default=d.epochs,
                    help='train until this many epochs are done (3 already give >= 97.5%%)')
     p.add_argument('--units', '-u', type=int, default=d.units, help='hidden layer width')
@@ -57,6 +71,11 @@ def config_from_args(args):
                              test_size=args.test_size, progress=not args.no_progress)
 
 
+def _fail(prog, error):
+    print('%s: error: %s' % (prog, error), file=sys.stderr, flush=True)
+    return 1
+
+
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -66,7 +85,19 @@ def main(argv=None):
     except ValueError as e:
         parser.error(str(e))
     print(mnist.describe(config), flush=True)
-    run = mnist.train(config)
+    from seqdbr.datasets.download import DownloadError
+    try:
+        run = mnist.train(config)
+    except (DownloadError, ValueError, OSError) as e:
+        # The documented user errors of mnist.train: MNIST missing and not downloadable, a
+        # checkpoint made with other settings or corrupt (SerializationError is a
+        # ValueError), --resume without a checkpoint, bad MNIST files, an unwritable --out.
+        return _fail(parser.prog, e)
+    except KeyboardInterrupt:
+        print('%s: interrupted; the checkpoint of the last completed epoch (if any) is intact '
+              'in %s: continue with --resume' % (parser.prog, config.out), file=sys.stderr,
+              flush=True)
+        return 130
     if run.log:
         last = run.log[-1]
         print('final: epoch %d, test accuracy %.4f; outputs in %s'

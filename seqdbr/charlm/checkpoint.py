@@ -185,23 +185,66 @@ class Checkpoint:
         """Completed epochs when it was saved (0 when unknown)."""
         return int(self.meta.get('progress', {}).get('epoch', 0))
 
-    def check_finite(self):
+    def check_finite(self, training_state=False):
         """Raise :class:`CheckpointError` if any weight is NaN or infinite.
 
-        The message names the file and every affected parameter with its count of
-        non-finite entries.
+        Args:
+            training_state (bool): also check the float arrays of the optimizer state and
+                the carried hidden state (what a resumed run reads). A NaN there would
+                otherwise surface only as a "diverged" run a few steps later.
+
+        The message names the file and every affected array with its count of non-finite
+        entries.
         """
-        bad = []
-        for name, a in self.params.items():
-            n = int(a.size - numpy.count_nonzero(numpy.isfinite(a)))
-            if n:
-                bad.append('%s (%d of %d entries)' % (name, n, a.size))
+        def scan(arrays, prefix=''):
+            out = []
+            for name, a in arrays.items():
+                if a.dtype.kind not in 'fc':
+                    continue
+                n = int(a.size - numpy.count_nonzero(numpy.isfinite(a)))
+                if n:
+                    out.append('%s%s (%d of %d entries)' % (prefix, name, n, a.size))
+            return out
+
+        bad = scan(self.params)
         if bad:
             raise self._error(
                 'non-finite (NaN or inf) weights in %s. These weights cannot produce text; '
                 'the run that wrote them diverged or the file was altered. Use an earlier '
                 'checkpoint (e.g. best.npz) or train again with a lower --learning-rate.'
                 % ', '.join(bad))
+        if training_state:
+            bad = scan(self.optimizer_state, 'optimizer/') + scan(self.state, 'state/')
+            if bad:
+                raise self._error(
+                    'non-finite (NaN or inf) training state in %s; the file was altered or '
+                    'damaged, so the run cannot continue exactly. Resume from another '
+                    'checkpoint of the run (best.npz or latest.npz), or start a new run '
+                    'from these weights with --init-from.' % ', '.join(bad))
+
+    def check_consistent(self):
+        """Check that the stored model configuration, vocabulary and weights agree.
+
+        Run by :func:`load_checkpoint` before anything is built from the file, so a damaged
+        or hand-edited file fails with a message naming it instead of building a model of a
+        nonsensical size, or producing ids that the vocabulary cannot decode.
+
+        Raises:
+            CheckpointError: naming the disagreeing sizes.
+        """
+        cfg = self.meta['model']
+        V, H = cfg.get('vocab_size'), cfg.get('rnn_size')
+        n = len(self.vocab)
+        if isinstance(V, int) and not isinstance(V, bool) and V != n:
+            raise self._error('the model has vocab_size %d but the stored vocabulary has %d '
+                              'symbols; the file is corrupt' % (V, n))
+        for name, want in (('embed/W', (V, H)), ('out/W', (V, H)), ('out/b', (V,))):
+            a = self.params.get(name)
+            if a is not None and tuple(a.shape) != want:
+                raise self._error(
+                    'parameter %s has shape %s but the stored model configuration '
+                    '(vocab_size=%r, rnn_size=%r) implies %s; the file is corrupt'
+                    % (name, tuple(a.shape), V, H, want))
 
     def build_model(self, impl=None, device=None):
         """A ``CharRNN`` with this checkpoint's architecture and weights.
@@ -362,4 +405,6 @@ def load_checkpoint(path):
             state[k[len(_STATE):]] = v
     if not params:
         raise CheckpointError('%s holds no parameters; the file is corrupt' % path)
-    return Checkpoint(path, meta, params, opt, state)
+    ck = Checkpoint(path, meta, params, opt, state)
+    ck.check_consistent()
+    return ck

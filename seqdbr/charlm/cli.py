@@ -12,12 +12,15 @@ Installed as console scripts (see ``pyproject.toml``) and wrapped by ``scripts/*
 Each ``*_main(argv=None)`` returns the process exit status: 0 on success, 1 when a run
 failed (an unusable corpus or checkpoint, a diverged run), 2 for invalid options (also
 argparse's status), 128 + signal number when training was stopped by SIGINT/SIGTERM after
-writing its checkpoint. Errors are printed as one ``error: ...`` message on stderr that
-says what is wrong and how to fix it, never as a traceback.
+writing its checkpoint, 141 (128 + SIGPIPE) when the reader of stdout went away (e.g.
+``seqdbr-sample-charrnn CKPT | head``; the trainer instead keeps training and stops printing).
+Errors are printed as one ``error: ...`` message on stderr that says what is wrong and how to
+fix it, never as a traceback.
 """
 import argparse
 import io
 import json
+import os
 import sys
 
 from seqdbr.charlm.errors import CharLMError, ConfigError
@@ -37,6 +40,22 @@ def _fail(prog, exc):
     code = 2 if isinstance(exc, ConfigError) else 1
     print('%s: error: %s' % (prog, exc), file=sys.stderr, flush=True)
     return code
+
+
+#: Exit status when stdout is a pipe whose reader has gone away (128 + SIGPIPE).
+EXIT_BROKEN_PIPE = 141
+
+
+def _stdout_gone():
+    """stdout's reader has gone away (``... | head``): point file descriptor 1 at /dev/null so
+    that the interpreter's final flush cannot fail again, and return the exit status."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        pass
+    return EXIT_BROKEN_PIPE
 
 
 def _positive_int(text):
@@ -180,6 +199,8 @@ def train_main(argv=None):
         result = train(cfg, explicit=explicit)
     except _user_errors() as e:
         return _fail(ap.prog, e)
+    except BrokenPipeError:
+        return _stdout_gone()
     except KeyboardInterrupt:
         # A second Ctrl-C while the checkpoint was being written (writes are atomic, so the
         # previous checkpoint file is intact), or one before training started.
@@ -210,7 +231,9 @@ def build_sample_parser():
     pr = ap.add_mutually_exclusive_group()
     pr.add_argument('--prime', default='', help='text the output starts with')
     pr.add_argument('--prime-file', help='read the prime from this UTF-8 file (exactly, '
-                                         'including line endings)')
+                                         'including line endings; one leading BOM is '
+                                         'dropped). For a bytes model (--encoding bytes) '
+                                         'the raw bytes are used as they are')
     ap.add_argument('--seed', type=_nonneg_int, default=None,
                     help='sampling seed; the same seed gives the same text (default: random, '
                          'printed on stderr)')
@@ -239,12 +262,17 @@ def _stdout_writer(bytes_mode):
                             write_through=True)
 
 
-def _read_prime_file(path):
+def _read_prime_file(path, bytes_mode=False):
+    """The prime in a file: str (UTF-8, one leading BOM dropped) or, for a bytes
+    vocabulary, the raw bytes."""
     from seqdbr.charlm.errors import SamplingError
     try:
-        raw = open(path, 'rb').read()
+        with open(path, 'rb') as f:
+            raw = f.read()
     except OSError as e:
         raise SamplingError('cannot read --prime-file %s: %s' % (path, e)) from None
+    if bytes_mode:
+        return raw
     if raw.startswith(b'\xef\xbb\xbf'):
         raw = raw[3:]
     try:
@@ -252,6 +280,37 @@ def _read_prime_file(path):
     except UnicodeDecodeError as e:
         raise SamplingError('--prime-file %s is not valid UTF-8 (byte offset %d); re-encode it '
                             'to UTF-8' % (path, e.start)) from None
+
+
+def _command_line_prime(prime, bytes_mode):
+    """The ``--prime`` text as the model needs it.
+
+    On POSIX, command-line bytes that are not valid UTF-8 reach Python as lone surrogates
+    (``surrogateescape``). A bytes vocabulary gets those original bytes back; a character
+    vocabulary cannot use them, and the error says so (instead of listing U+DCxx "characters"
+    that were never typed, or failing with a traceback when they are written out).
+    """
+    from seqdbr.charlm.errors import SamplingError
+    try:
+        prime.encode('utf-8')
+        return prime.encode('utf-8') if bytes_mode else prime
+    except UnicodeEncodeError:
+        pass
+    try:
+        raw = os.fsencode(prime)
+    except UnicodeEncodeError:
+        raw = None
+    if bytes_mode and raw is not None:
+        return raw
+    where = ''
+    if raw is not None:
+        try:
+            raw.decode('utf-8')
+        except UnicodeDecodeError as e:
+            where = ' (byte offset %d)' % e.start
+    raise SamplingError('--prime is not valid UTF-8%s; this model reads UTF-8 text. Use a '
+                        'UTF-8 terminal/locale, or put the prime in a UTF-8 file and pass '
+                        '--prime-file' % where)
 
 
 def sample_main(argv=None):
@@ -265,10 +324,17 @@ def sample_main(argv=None):
     args = ap.parse_args(argv)
     try:
         check_sampling_options(args.temperature, args.top_k)
-        prime = args.prime if args.prime_file is None else _read_prime_file(args.prime_file)
+    except SamplingError as e:
+        return _fail(ap.prog, ConfigError(str(e)))    # an invalid option: status 2
+    try:
         ck = load_checkpoint(args.checkpoint)
         ck.check_finite()
         vocab = ck.vocab
+        bytes_mode = vocab.mode == 'bytes'
+        if args.prime_file is None:
+            prime = _command_line_prime(args.prime, bytes_mode)
+        else:
+            prime = _read_prime_file(args.prime_file, bytes_mode)
         encode_prime(vocab, prime, args.unknown)      # unknown characters: fail before output
         try:
             model = ck.build_model(impl=args.impl, device=args.device)
@@ -277,7 +343,7 @@ def sample_main(argv=None):
                 raise
             raise SamplingError('--device %s: %s' % (args.device, e)) from None
         seed = args.seed
-        if seed is None and not (args.argmax or args.temperature == 0):
+        if seed is None and args.length > 0 and not (args.argmax or args.temperature == 0):
             seed = int(numpy.random.SeedSequence().entropy % (2 ** 32))
             print('sampling seed: %d (pass --seed %d to repeat this text)' % (seed, seed),
                   file=sys.stderr, flush=True)
@@ -296,10 +362,15 @@ def sample_main(argv=None):
                 out.flush()
         finally:
             if isinstance(out, io.TextIOWrapper) and out is not sys.stdout:
-                out.flush()
+                try:
+                    out.flush()
+                except BrokenPipeError:
+                    pass
                 out.detach()        # keep sys.stdout's buffer open
     except _user_errors() as e:
         return _fail(ap.prog, e)
+    except BrokenPipeError:
+        return _stdout_gone()
     return 0
 
 
@@ -316,9 +387,11 @@ def build_eval_parser():
     ap.add_argument('--corpus', default=None,
                     help="catalog name, file path or 'pydoc' (default: the checkpoint's "
                          'training corpus)')
-    ap.add_argument('--split', choices=('train', 'val', 'test', 'all'), default='test',
+    ap.add_argument('--split', choices=('train', 'val', 'test', 'all'), default=None,
                     help="which part: the checkpoint's --train-frac/--val-frac split of the "
-                         "corpus (or its predefined splits), or 'all' (default test)")
+                         "corpus (or its predefined splits), or 'all'. Default: test for the "
+                         "text the checkpoint was trained on, all for any other text given "
+                         "with --corpus")
     ap.add_argument('--encoding', choices=('utf-8', 'bytes'), default=None,
                     help="default: the checkpoint's")
     ap.add_argument('--batch-size', type=_positive_int, default=None,
@@ -347,5 +420,8 @@ def eval_main(argv=None):
                                 device=args.device)
     except _user_errors() as e:
         return _fail(ap.prog, e)
-    print(json.dumps(report, indent=2))
+    try:
+        print(json.dumps(report, indent=2), flush=True)
+    except BrokenPipeError:
+        return _stdout_gone()
     return 0

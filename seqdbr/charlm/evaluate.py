@@ -116,7 +116,7 @@ def evaluate_tokens(model, tokens, batch_size, bptt_len):
                       num_tokens=int(n_targets))
 
 
-def evaluate_split(ck, corpus=None, split='test', encoding=None, batch_size=None,
+def evaluate_split(ck, corpus=None, split=None, encoding=None, batch_size=None,
                    seq_length=None, unknown='error', device='cpu'):
     """Evaluate a checkpoint on a split of a corpus (what ``seqdbr-eval-charrnn`` prints).
 
@@ -124,8 +124,13 @@ def evaluate_split(ck, corpus=None, split='test', encoding=None, batch_size=None
         ck (seqdbr.charlm.checkpoint.Checkpoint): a loaded checkpoint.
         corpus (str or None): catalog name, file path or ``'pydoc'``; None means the corpus
             the checkpoint was trained on.
-        split (str): ``'train'``, ``'val'``, ``'test'`` or ``'all'``, cut with the
-            checkpoint's training fractions (or the corpus's predefined splits).
+        split (str or None): ``'train'``, ``'val'``, ``'test'`` or ``'all'``, cut with the
+            checkpoint's training fractions (or the corpus's predefined splits). None (the
+            default) means ``'test'`` when the corpus is the text the checkpoint was trained
+            on (same sha256), and ``'all'`` for any other text (or when the checkpoint
+            records no training corpus): a held-out file is scored whole rather than cut
+            with fractions meant for the training corpus (whose default 0.95/0.05 leaves no
+            test part at all).
         encoding (str or None): ``'utf-8'``/``'bytes'``; None follows the vocabulary.
         batch_size, seq_length (int or None): evaluation layout (default: the checkpoint's
             training values).
@@ -159,6 +164,9 @@ def evaluate_split(ck, corpus=None, split='test', encoding=None, batch_size=None
                           '%s; use --encoding %s' % (encoding, ck.path, 'bytes' if wanted ==
                                                      'bytes' else 'characters', wanted))
     c = load_corpus(corpus, encoding=encoding)
+    if split is None:
+        trained_sha = meta_corpus.get('sha256')
+        split = 'test' if trained_sha and c.sha256 == trained_sha else 'all'
     fr = meta_corpus.get('fractions')
     parts = split_corpus(c, *(fr if fr else (None, None)))
     text = parts.part(split)

@@ -1,10 +1,13 @@
 """Generating text from a trained char-RNN.
 
 Sampling runs under ``no_backprop_mode`` with dropout off. The prime text is fed to the
-model exactly once, as one window over its whole length (however long), so the state that
-produces the first new character has read every prime character once; the output begins
-with the prime, unchanged. Then each new character is drawn from the model's distribution
-and fed back.
+model exactly once over its whole length (however long), so the state that produces the
+first new character has read every prime character once; the output begins with the prime,
+unchanged. A prime of up to :data:`PRIME_WINDOW` characters is one window; a longer one is
+fed in consecutive windows of that size with the state carried between them (the same
+recurrence, so memory stays bounded instead of growing with the prime: a 300,000-character
+prime used to need about 1.4 GB for the default model). Then each new character is drawn from
+the model's distribution and fed back.
 
 Choosing a character from logits ``z`` (float64 on the host):
 
@@ -27,7 +30,10 @@ from seqdbr.charlm.errors import SamplingError
 from seqdbr.core import backend
 from seqdbr.core.config import no_backprop_mode, using_config
 
-__all__ = ['check_sampling_options', 'choose', 'encode_prime', 'sample']
+__all__ = ['PRIME_WINDOW', 'check_sampling_options', 'choose', 'encode_prime', 'sample']
+
+#: Longest window in which the prime is fed (longer primes are fed window by window).
+PRIME_WINDOW = 4096
 
 
 def check_sampling_options(temperature, top_k):
@@ -179,7 +185,8 @@ def sample(model, vocab, length, prime='', temperature=1.0, top_k=None, argmax=F
     pieces = []
     model.reset_state()
     with no_backprop_mode(), using_config('train', False):
-        y = model(xp.asarray(ids[None, :]))                      # (1, P, V), once
+        for lo in range(0, ids.size, PRIME_WINDOW):             # every prime id once
+            y = model(xp.asarray(ids[None, lo:lo + PRIME_WINDOW]))   # (1, <=W, V)
         logits = y.array[0, -1]
         for i in range(length):
             k = choose(logits, temperature, top_k, rng, argmax)

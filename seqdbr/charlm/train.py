@@ -15,7 +15,9 @@
    window to the next and reset at the start of each epoch.
 3. **Optimization.** Adam / RMSprop / SGD; gradients clipped by their global L2 norm
    (``grad_clip``, 0 disables); char-rnn's learning-rate decay: after ``k`` completed epochs
-   the rate is ``learning_rate * lr_decay ** max(0, k - lr_decay_after + 1)``.
+   the rate is ``learning_rate * lr_decay ** max(0, k - max(lr_decay_after, 1) + 1)`` (one
+   decay at the end of every epoch from epoch ``lr_decay_after`` on, never during the first
+   epoch; :class:`seqdbr.core.lr_schedules.ExponentialDecay`).
 4. **Monitoring.** A tqdm bar (loss, chars/s, ETA); ``OUT/log.jsonl`` with one JSON object
    per iteration: ``iteration``, ``epoch`` (fractional), ``train_loss`` and ``train_bpc``,
    ``val_loss`` and ``val_bpc`` (null except at evaluations), ``lr``, ``time`` (seconds
@@ -30,7 +32,10 @@
    loss above ``3 x`` the run's first loss, stops training with :class:`TrainingDiverged`;
    nothing is saved after the bad step, so ``best.npz`` never holds a diverged model.
    SIGINT (Ctrl-C) and SIGTERM finish the current step, write ``latest.npz`` and return
-   (``status`` ``'interrupted'``).
+   (``status`` ``'interrupted'``). The output folder is checked for writability before
+   training starts; a failed write later (disk full) stops the run with
+   :class:`CheckpointError` and leaves the previous checkpoint files intact. If the summary
+   stream is a pipe whose reader goes away (``... | head``), training carries on silently.
 7. **Resume.** ``resume=PATH`` continues a run exactly: weights, optimizer state, learning
    rate schedule position, iteration and epoch counters, batcher cursor, carried hidden
    state, dropout RNG state and the loss histories all come from the checkpoint, and
@@ -377,6 +382,49 @@ class _SignalCatcher:
         self._old = {}
 
 
+class _SafeStream:
+    """Wraps the summary stream: once its reader has gone away (BrokenPipeError, e.g.
+    ``seqdbr-train-charrnn ... | head``), further output is dropped so that training, and
+    its checkpoints, carry on."""
+
+    def __init__(self, stream):
+        self._stream = stream
+        self.broken = False
+
+    def write(self, text):
+        if not self.broken:
+            try:
+                return self._stream.write(text)
+            except BrokenPipeError:
+                self.broken = True
+        return len(text)
+
+    def flush(self):
+        if not self.broken:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self.broken = True
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+def _check_writable(out_dir, paths):
+    """Fail early (before any training) if the run's files cannot be written in ``out_dir``."""
+    import tempfile
+    for q in paths:
+        if os.path.isdir(q):
+            raise ConfigError('--out %s: %s is a folder, but the run writes a file of that '
+                              'name; move it away or choose another --out' % (out_dir, q))
+    try:
+        with tempfile.NamedTemporaryFile(dir=out_dir, prefix='.write-test-'):
+            pass
+    except OSError as e:
+        raise ConfigError('--out %s: cannot write into the output folder (%s); choose a '
+                          'writable --out' % (out_dir, e)) from None
+
+
 def _plot(path, train_hist, val_hist, out_stream):
     try:
         import matplotlib
@@ -502,7 +550,7 @@ def train(config, explicit=None, out_stream=None):
             explicit.add('corpus')
         cfg = _merge_resume_config(cfg, stored, explicit, cfg.resume)
         validate_config(cfg)
-        resume_ck.check_finite()
+        resume_ck.check_finite(training_state=True)
     elif cfg.init_from is not None:
         init_ck = ckpt_mod.load_checkpoint(cfg.init_from)
         arch = init_ck.model_config
@@ -584,12 +632,23 @@ def train(config, explicit=None, out_stream=None):
         except (RuntimeError, ValueError) as e:
             raise ConfigError('--device %s: %s' % (cfg.device, e)) from None
     if resume_ck is not None and resume_ck.carried_state() is not None:
-        model.set_state(resume_ck.carried_state())
+        carried = resume_ck.carried_state()
+        try:
+            if carried['h'].shape[1:2] != (cfg.batch_size,):
+                raise ValueError('it has %d streams but the run uses --batch-size %d'
+                                 % (carried['h'].shape[1], cfg.batch_size)
+                                 if carried['h'].ndim >= 2 else
+                                 'h has shape %s' % (carried['h'].shape,))
+            model.set_state(carried)
+        except (KeyError, ValueError) as e:
+            raise CheckpointError('checkpoint %s: the stored hidden state does not fit the '
+                                  'model (%s); the file is corrupt' % (cfg.resume, e)) from None
     xp = model.xp
 
     # -- summary ------------------------------------------------------------------------------
     unit = 'bytes' if data.corpus.encoding == 'bytes' else 'chars'
     nparams = model.count_params()
+    out_stream = _SafeStream(out_stream)
     p = lambda *a: print(*a, file=out_stream, flush=True)  # noqa: E731
     p('corpus: %s (%s), %s %s, sha256 %s' % (data.corpus.name, data.corpus.source,
                                               _fmt_int(len(data.corpus.text)), unit,
@@ -608,6 +667,20 @@ def train(config, explicit=None, out_stream=None):
     elif init_ck is not None:
         p('initialized from the weights of %s' % cfg.init_from)
 
+    if resume_ck is not None and limit_iters is not None and batcher.iteration >= limit_iters:
+        # Nothing to train: write nothing (re-saving would replace OUT/latest.npz with this
+        # state, e.g. with best.npz's older one, and cut the log back).
+        p('nothing to do: the run is already at iteration %d and its stopping rule ends it at '
+          'iteration %d; pass a larger --max-iters or --max-epochs to train further'
+          % (batcher.iteration, limit_iters))
+        q = os.path.join(cfg.out, BEST_NAME)
+        return TrainResult(status='done', signal=None, iteration=batcher.iteration,
+                           epoch=batcher.epoch_detail,
+                           train_loss=history_train[-1] if history_train else None,
+                           best_val_loss=best_val, latest=os.path.abspath(cfg.resume),
+                           best=q if os.path.exists(q) else None,
+                           log=os.path.join(cfg.out, LOG_NAME), plot=None)
+
     # -- output folder (first write) ---------------------------------------------------------------
     out_dir = cfg.out
     try:
@@ -618,6 +691,8 @@ def train(config, explicit=None, out_stream=None):
     log_path = os.path.join(out_dir, LOG_NAME)
     latest_path = os.path.join(out_dir, LATEST_NAME)
     best_path = os.path.join(out_dir, BEST_NAME)
+    _check_writable(out_dir, (log_path, latest_path, best_path,
+                              os.path.join(out_dir, PLOT_NAME)))
     start_iter = batcher.iteration
     if resume_ck is None:
         old = [q for q in (latest_path, best_path) if os.path.exists(q)]
@@ -626,7 +701,13 @@ def train(config, explicit=None, out_stream=None):
               'replaces them as it goes' % (out_dir, ', '.join(os.path.basename(q)
                                                                for q in old)))
     if resume_ck is not None:
-        kept = [r for r in read_jsonl(log_path)
+        try:
+            old_log = read_jsonl(log_path)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise ConfigError('%s; the run\'s log is damaged. Repair or delete that line (or '
+                              'move the log away) and resume again; the checkpoint itself is '
+                              'fine' % e) from None
+        kept = [r for r in old_log
                 if isinstance(r.get('iteration'), int) and r['iteration'] <= start_iter]
         rewrite_jsonl(log_path, kept)
     elif os.path.exists(log_path):
@@ -653,7 +734,13 @@ def train(config, explicit=None, out_stream=None):
             'batcher': batcher.state_dict(),
             'history': {'train_loss': history_train, 'val': history_val},
         }
-        return ckpt_mod.save_checkpoint(path, model, vocab, optimizer=opt, meta=meta)
+        try:
+            return ckpt_mod.save_checkpoint(path, model, vocab, optimizer=opt, meta=meta)
+        except OSError as e:
+            raise CheckpointError('could not write checkpoint %s (%s: %s); training stopped. '
+                                  'The previous version of that file, if any, is intact. Free '
+                                  'disk space or fix the folder\'s permissions, then resume'
+                                  % (path, type(e).__name__, e)) from None
 
     # -- loop --------------------------------------------------------------------------------------
     from tqdm import tqdm
@@ -710,7 +797,13 @@ def train(config, explicit=None, out_stream=None):
                           'train_loss': loss, 'train_bpc': loss / LN2,
                           'val_loss': val, 'val_bpc': None if val is None else val / LN2,
                           'lr': lr, 'time': elapsed_before + (now - t0)}
-                logger.log(record)
+                try:
+                    logger.log(record)
+                except OSError as e:
+                    raise CheckpointError('could not append to the log %s (%s: %s); training '
+                                          'stopped. Free disk space, then resume from %s'
+                                          % (log_path, type(e).__name__, e,
+                                             latest_path)) from None
                 if now - rate_t > 0.5:
                     chars_per_sec = (it - rate_it) * chars_per_iter / (now - rate_t)
                     rate_t, rate_it = now, it

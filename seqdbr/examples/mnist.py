@@ -143,7 +143,10 @@ class MnistConfig:
         if not (isinstance(self.alpha, (int, float)) and math.isfinite(self.alpha)
                 and self.alpha > 0):
             raise ValueError('alpha must be a positive number, got %r' % (self.alpha,))
-        backend.get_device(self.device)   # ValueError for an unknown spec
+        try:
+            backend.get_device(self.device)   # ValueError for an unknown spec
+        except RuntimeError as e:             # a GPU spec without a usable GPU
+            raise ValueError('--device %s: %s' % (self.device, e)) from None
 
 
 @dataclasses.dataclass
