@@ -31,6 +31,8 @@ def atomic_write(path, mode='wb', encoding=None):
         raise ValueError("atomic_write mode must be 'wb' or 'w', got %r" % (mode,))
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise IsADirectoryError('cannot write %r: it is a directory; give a file path' % path)
     if not os.path.isdir(directory):
         raise FileNotFoundError(
             'cannot write %r: directory %r does not exist (create it first)' % (path, directory))

@@ -1,6 +1,7 @@
 """Text corpora for character-level language models: the catalog and the loader.
 
-The catalog (``corpora/catalog.json`` at the project root, the single source of truth) lists
+The catalog (``seqdbr/datasets/catalog.json``, shipped inside the package so it works in
+any install; the single source of truth, summarised in ``corpora/README.md``) lists
 the named corpora: where to download each file (canonical URL first, then mirrors), the
 sha256 and size of every downloaded file, the licence, a named preprocessing step and the
 train/valid/test splits. ``corpora/README.md`` renders it as a table.
@@ -55,9 +56,8 @@ import zipfile
 __all__ = ['CATALOG_PATH', 'PYDOC_SEPARATOR', 'PREPROCESSING_STEPS', 'CorpusError', 'Corpus',
            'CorpusFile', 'CorpusSpec', 'list_corpora', 'get_spec', 'corpus_dir', 'load_corpus']
 
-#: Location of the catalog: ``<project root>/corpora/catalog.json`` (the project is installed
-#: editable, so this resolves inside the checkout).
-CATALOG_PATH = pathlib.Path(__file__).resolve().parents[2] / 'corpora' / 'catalog.json'
+#: Location of the catalog (package data, see pyproject.toml).
+CATALOG_PATH = pathlib.Path(__file__).resolve().parent / 'catalog.json'
 
 #: Joins the pydoc topic texts. Every topic text ends with ``'\n'``, so one more ``'\n'``
 #: leaves exactly one blank line between consecutive topics.
@@ -266,9 +266,9 @@ def _catalog():
     try:
         raw = CATALOG_PATH.read_bytes()
     except FileNotFoundError:
-        raise CorpusError('corpus catalog %s not found: seqdbr must be installed from its '
-                          'source tree (pip install -e .) so that corpora/catalog.json is '
-                          'available' % CATALOG_PATH) from None
+        raise CorpusError('corpus catalog %s not found: the seqdbr installation is incomplete; '
+                          'reinstall it (pip install -e . from the source tree)'
+                          % CATALOG_PATH) from None
     try:
         doc = json.loads(raw.decode('utf-8'))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
