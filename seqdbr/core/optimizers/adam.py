@@ -120,7 +120,8 @@ class Adam(GradientMethod):
     ``sqrt(v)`` (the "epsilon hat" of Kingma & Ba, Section 2), not to ``sqrt(v_hat)``. The
     weight decay term is decoupled from the adaptive scaling and, as in AdamW, multiplied
     by the schedule multiplier ``eta`` only, not by ``alpha``; ``weight_decay_rate=0``
-    (default) gives plain Adam.
+    (default) gives plain Adam. PyTorch's ``AdamW(lr, weight_decay=wd)`` multiplies its
+    decay by ``lr``: it corresponds to ``Adam(alpha=lr, weight_decay_rate=lr * wd)`` here.
 
     With ``amsgrad=True`` a running maximum ``vhat <- max(vhat, v)`` (state ``vhat``,
     starts at 0) replaces ``v`` in the denominator; ``alpha_t`` is unchanged.
