@@ -6,6 +6,10 @@
 """
 __version__ = '0.1.0'
 
+from seqdbr.core.hostmem import tune_host_allocator as _tune_host_allocator
+
+_tune_host_allocator()  # see seqdbr/core/hostmem.py (opt out: SEQDBR_HOST_ALLOCATOR=default)
+
 from seqdbr.core.config import (config, global_config, using_config,  # noqa: F401
                                 no_backprop_mode, force_backprop_mode)
 from seqdbr.core.backend import (get_array_module, is_gpu_available, get_device,  # noqa: F401
