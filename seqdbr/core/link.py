@@ -359,7 +359,13 @@ class Link:
                 if _is_array(v):
                     d[name] = dev.send(v)
             d['_device'] = dev
+            link._on_device_change(dev)
         return self
+
+    def _on_device_change(self, device):
+        """Hook for links with state outside parameters and persistents (e.g. the carried
+        state of a stateful RNN link): called by ``to_device`` (on this link or any parent)
+        after the parameters moved. The default does nothing."""
 
     def to_cpu(self):
         """Move everything to the host (NumPy). Returns self."""

@@ -80,13 +80,6 @@ def _rows(v, n):
     return v if v.shape[0] == n else v[:n]
 
 
-def _state_on(link, v):
-    """``v`` moved to the link's device when a parent's ``to_device`` moved only params."""
-    if v is not None and backend.get_array_module(v.array) is not link.xp:
-        v.to_device(link.device)
-    return v
-
-
 def _as_state(cls, name, v, H, xp):
     if v is None:
         return None
@@ -217,20 +210,15 @@ class LSTM(_LSTMBase):
         self.c = c
         self.h = h
 
-    def to_device(self, device):
-        """Move parameters and the state to ``device``. (A parent's ``to_device`` moves only
-        the parameters; the state then follows on the next call.)"""
-        super().to_device(device)
-        dev = backend.get_device(device)
+    def _on_device_change(self, device):
+        """Move the carried state along with the parameters (called by ``to_device`` of this
+        link or of any parent)."""
         for v in (self.c, self.h):
             if v is not None:
-                v.to_device(dev)
-        return self
+                v.to_device(device)
 
     def forward(self, x):
-        c = _state_on(self, self.c)
-        h = _state_on(self, self.h)
-        self.c, y, self.h = self._step(c, h, x)
+        self.c, y, self.h = self._step(self.c, self.h, x)
         return y
 
 
@@ -329,16 +317,13 @@ class StatefulGRU(GRU):
         """Set the state ``h`` (Variable or array ``(B, H)``; arrays become constants)."""
         self.h = _as_state('StatefulGRU', 'h', h, self.state_size, self.xp)
 
-    def to_device(self, device):
-        """Move parameters and the state to ``device``."""
-        super().to_device(device)
+    def _on_device_change(self, device):
+        """Move the carried state along with the parameters."""
         if self.h is not None:
-            self.h.to_device(backend.get_device(device))
-        return self
+            self.h.to_device(device)
 
     def forward(self, x):
-        h = _state_on(self, self.h)
-        h_new = self._step(h, x)
+        h_new = self._step(self.h, x)
         self.h = h_new
         Bx = x.shape[0]
         return h_new if Bx == h_new.shape[0] else h_new[:Bx]
