@@ -39,7 +39,8 @@
 7. **Resume.** ``resume=PATH`` continues a run exactly: weights, optimizer state, learning
    rate schedule position, iteration and epoch counters, batcher cursor, carried hidden
    state, dropout RNG state and the loss histories all come from the checkpoint, and
-   ``log.jsonl`` is cut back to the checkpoint's iteration. On the CPU, ``N`` iterations +
+   ``log.jsonl`` is cut back to the checkpoint's iteration (an extra end-of-run validation
+   that fell between scheduled ones is dropped). On the CPU, ``N`` iterations +
    resume + ``N`` more equal ``2N`` iterations in one run bit for bit (with the same
    ``impl``; the other ``impl`` continues the same model and optimizer state up to float
    rounding, when the two keep the same parameters). On a GPU the continuation is exact up
@@ -620,6 +621,19 @@ def train(config, explicit=None, out_stream=None):
         initial_loss = prog.get('initial_loss')
         best_val = prog.get('best_val_loss')
         best_iter = prog.get('best_iteration')
+        # A run that stopped between scheduled validations ran one extra, end-of-run
+        # validation at its last iteration. The resumed run continues the schedule as if it
+        # had never stopped, so that extra result is dropped (from the history, the best-so-
+        # far bookkeeping and, below, the log): N + resume + N then logs exactly what 2N
+        # iterations in one run log. (best.npz may still hold that extra point's weights.)
+        n_done = batcher.iteration
+        if history_val and history_val[-1][0] == n_done and n_done % eval_every != 0:
+            history_val.pop()
+            finite = [v for v in history_val if math.isfinite(v[1])]
+            if finite:
+                best_iter, best_val = min(finite, key=lambda v: v[1])
+            else:
+                best_iter = best_val = None
         if len(history_train) != batcher.iteration or opt.t != batcher.iteration:
             raise CheckpointError('checkpoint %s is inconsistent: iteration %d, optimizer step '
                                   '%d, %d logged losses; the file is corrupt'
@@ -709,6 +723,8 @@ def train(config, explicit=None, out_stream=None):
                               'fine' % e) from None
         kept = [r for r in old_log
                 if isinstance(r.get('iteration'), int) and r['iteration'] <= start_iter]
+        if kept and kept[-1]['iteration'] == start_iter and start_iter % eval_every != 0:
+            kept[-1] = dict(kept[-1], val_loss=None, val_bpc=None)  # the extra validation
         rewrite_jsonl(log_path, kept)
     elif os.path.exists(log_path):
         rewrite_jsonl(log_path, [])     # a new run in this folder starts a new log
