@@ -256,12 +256,32 @@ class Parameter(Variable):
     def is_initialized(self):
         return self.array is not None
 
+    def _uninitialized(self):
+        return RuntimeError('parameter %r is not initialized yet (its shape is decided on '
+                            'the first forward call, or by initialize(shape))' % self.name)
+
     @property
     def shape(self):
         if self.array is None:
-            raise RuntimeError('parameter %r is not initialized yet (its shape is decided on '
-                               'the first forward call, or by initialize(shape))' % self.name)
+            raise self._uninitialized()
         return self.array.shape
+
+    @property
+    def ndim(self):
+        if self.array is None:
+            raise self._uninitialized()
+        return self.array.ndim
+
+    @property
+    def size(self):
+        if self.array is None:
+            raise self._uninitialized()
+        return self.array.size
+
+    @property
+    def dtype(self):
+        """The array's dtype; before lazy initialization, the dtype it will be created with."""
+        return self._dtype if self.array is None else self.array.dtype
 
     def initialize(self, shape, xp=numpy):
         """Create the array of ``shape`` and fill it with the initializer."""
@@ -270,7 +290,11 @@ class Parameter(Variable):
         init = initializers.get_initializer(self.initializer)
         dtype = getattr(init, 'dtype', None) or self._dtype
         array = numpy.empty(shape, dtype=dtype)
-        init(array)
+        try:
+            init(array)
+        except (ValueError, TypeError) as e:
+            raise type(e)('cannot initialize parameter %r of shape %s: %s'
+                          % (self.name, shape, e)) from None
         if xp is not numpy:
             array = xp.asarray(array)
         self.array = array
