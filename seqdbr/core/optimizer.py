@@ -511,3 +511,14 @@ def check_unit_interval(name, value):
     if not isinstance(value, numbers.Real) or not 0 <= value < 1:
         raise ValueError('%s must be in [0, 1), got %r' % (name, value))
     return float(value)
+
+
+def _divided_step_cpu(array, grad, acc, tmp, lr, eps):
+    """``array -= lr * grad / (sqrt(acc) + eps)`` in place on NumPy arrays, with ``tmp`` (an
+    array of ``array``'s shape and dtype) as scratch space: the CPU step shared by AdaGrad
+    (``acc = h``) and RMSprop (``acc = ms``)."""
+    numpy.sqrt(acc, out=tmp)
+    tmp += eps
+    numpy.divide(grad, tmp, out=tmp)
+    tmp *= lr
+    array -= tmp

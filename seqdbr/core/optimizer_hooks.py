@@ -39,7 +39,22 @@ def _writable_grad(param):
     return grad
 
 
-class WeightDecay:
+class _RateHook:
+    """Shared body of the regularization hooks (WeightDecay, Lasso): validate ``rate``, then
+    for every parameter with a gradient add ``self._add_term(grad, param.array, rate)`` to
+    its (writable) gradient in place."""
+    timing = 'pre'
+
+    def __init__(self, rate):
+        self.rate = _check_rate('rate', rate)
+
+    def __call__(self, optimizer):
+        rate = self.rate
+        for param in _params_with_grad(optimizer):
+            self._add_term(_writable_grad(param), param.array, rate)
+
+
+class WeightDecay(_RateHook):
     """L2 regularization (weight decay folded into the gradient).
 
     For each parameter with a gradient::
@@ -54,22 +69,15 @@ class WeightDecay:
         rate (float): coefficient (>= 0).
     """
     name = 'WeightDecay'
-    timing = 'pre'
 
-    def __init__(self, rate):
-        self.rate = _check_rate('rate', rate)
-
-    def __call__(self, optimizer):
-        rate = self.rate
-        for param in _params_with_grad(optimizer):
-            grad = _writable_grad(param)
-            grad += backend.get_array_module(grad).multiply(param.array, rate)
+    def _add_term(self, grad, array, rate):
+        grad += backend.get_array_module(grad).multiply(array, rate)
 
     def __repr__(self):
         return 'WeightDecay(rate=%r)' % self.rate
 
 
-class Lasso:
+class Lasso(_RateHook):
     """L1 regularization folded into the gradient.
 
     For each parameter with a gradient::
@@ -82,18 +90,11 @@ class Lasso:
         rate (float): coefficient (>= 0).
     """
     name = 'Lasso'
-    timing = 'pre'
 
-    def __init__(self, rate):
-        self.rate = _check_rate('rate', rate)
-
-    def __call__(self, optimizer):
-        rate = self.rate
-        for param in _params_with_grad(optimizer):
-            grad = _writable_grad(param)
-            tmp = backend.get_array_module(grad).sign(param.array)
-            tmp *= rate
-            grad += tmp
+    def _add_term(self, grad, array, rate):
+        tmp = backend.get_array_module(grad).sign(array)
+        tmp *= rate
+        grad += tmp
 
     def __repr__(self):
         return 'Lasso(rate=%r)' % self.rate

@@ -1,8 +1,8 @@
 """AdaGrad: per-coordinate step sizes from the accumulated squared gradients."""
 import numpy
 
-from seqdbr.core.optimizer import (GradientMethod, LazyKernel, UpdateRule, check_nonnegative,
-                                   hyperparameter_property)
+from seqdbr.core.optimizer import (GradientMethod, LazyKernel, UpdateRule, _divided_step_cpu,
+                                   check_nonnegative, hyperparameter_property)
 
 __all__ = ['AdaGrad', 'AdaGradRule']
 
@@ -26,11 +26,7 @@ class AdaGradRule(UpdateRule):
         h = self.state['h']
         tmp = numpy.multiply(grad, grad)
         h += tmp
-        numpy.sqrt(h, out=tmp)
-        tmp += hp.eps
-        numpy.divide(grad, tmp, out=tmp)
-        tmp *= hp.lr
-        array -= tmp
+        _divided_step_cpu(array, grad, h, tmp, hp.lr, hp.eps)
 
     def update_core_gpu(self, array, grad):
         hp = self.hyperparam

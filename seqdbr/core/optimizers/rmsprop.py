@@ -1,8 +1,9 @@
 """RMSprop: gradient divided by a running RMS of recent gradients."""
 import numpy
 
-from seqdbr.core.optimizer import (GradientMethod, LazyKernel, UpdateRule, check_nonnegative,
-                                   check_unit_interval, hyperparameter_property)
+from seqdbr.core.optimizer import (GradientMethod, LazyKernel, UpdateRule, _divided_step_cpu,
+                                   check_nonnegative, check_unit_interval,
+                                   hyperparameter_property)
 
 __all__ = ['RMSprop', 'RMSpropRule']
 
@@ -30,11 +31,7 @@ class RMSpropRule(UpdateRule):
         tmp *= 1.0 - alpha
         ms *= alpha
         ms += tmp
-        numpy.sqrt(ms, out=tmp)
-        tmp += hp.eps
-        numpy.divide(grad, tmp, out=tmp)
-        tmp *= hp.lr
-        array -= tmp
+        _divided_step_cpu(array, grad, ms, tmp, hp.lr, hp.eps)
 
     def update_core_gpu(self, array, grad):
         hp = self.hyperparam
