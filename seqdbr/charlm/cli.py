@@ -58,24 +58,21 @@ def _stdout_gone():
     return EXIT_BROKEN_PIPE
 
 
-def _positive_int(text):
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError('expected an integer, got %r' % text) from None
-    if v < 1:
-        raise argparse.ArgumentTypeError('must be >= 1, got %d' % v)
-    return v
+def _int_at_least(minimum):
+    """argparse type: an integer >= ``minimum``."""
+    def parse(text):
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError('expected an integer, got %r' % text) from None
+        if v < minimum:
+            raise argparse.ArgumentTypeError('must be >= %d, got %d' % (minimum, v))
+        return v
+    return parse
 
 
-def _nonneg_int(text):
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError('expected an integer, got %r' % text) from None
-    if v < 0:
-        raise argparse.ArgumentTypeError('must be >= 0, got %d' % v)
-    return v
+_positive_int = _int_at_least(1)
+_nonneg_int = _int_at_least(0)
 
 
 def _float(text):
