@@ -51,7 +51,7 @@ from seqdbr.core import backend
 from seqdbr.core.config import config
 from seqdbr.core.function_node import FunctionNode
 from seqdbr.core.variable import Variable
-from seqdbr.rnn import kernels
+from seqdbr.rnn import cpu_kernels, kernels
 from seqdbr.rnn.lstm import _sigmoid_of_negated
 
 __all__ = ['n_step_lstm', 'n_step_bilstm', 'n_step_gru', 'n_step_bigru']
@@ -344,6 +344,8 @@ def _input_grad_cpu(dG, W_ih, H):
     return _sum_gate_matmuls(dG, W_ih.reshape(G, H, -1))
 
 
+_C_DTYPES = (numpy.dtype(numpy.float32), numpy.dtype(numpy.float64))
+
 # LSTM: internal order [i f o g] (the three sigmoid gates adjacent), scaled -1 (sigmoid
 # gates) and -2 (candidate), so that ONE exp pass gives every gate:
 #     sigmoid(x) = 1 / (1 + exp(-x)),  tanh(x) = 2 sigmoid(2x) - 1.
@@ -372,6 +374,25 @@ def _lstm_forward_cpu(X, W_ih, W_hh, b_ih, b_hh, h0, c0, plan, H, rev):
     matmul, tanh, multiply = numpy.matmul, numpy.tanh, numpy.multiply
     exp, add, reciprocal, subtract = numpy.exp, numpy.add, numpy.reciprocal, numpy.subtract
     h_prev, c_prev = h0, c0
+    cells = cpu_kernels.cells()
+    if cells is not None and dtype in _C_DTYPES:
+        # compiled path: per step one GEMM + one fused C pass (same layout and results)
+        if c0 is not None:
+            c0 = numpy.ascontiguousarray(c0, dtype=dtype)
+        step = cells.lstm_fwd_step
+        ps = None
+        for s, Bt in zip(plan.offsets, plan.batch_sizes):
+            hht = None
+            if h_prev is not None:
+                hht = hh[:Bt]
+                matmul(h_prev[:Bt], WhT, out=hht)
+            if ps is None:
+                step(A, N, s, Bt, H, hht, c0, 0, C, TC, Y)
+            else:
+                step(A, N, s, Bt, H, hht, C, ps * H, C, TC, Y)
+            h_prev = Y[s:s + Bt]
+            ps = s
+        return Y, C, (A, C, TC, Y, h0, c0)
     # exp overflows to inf for very negative pre-activations: exactly sigmoid 0 / tanh -1
     with numpy.errstate(over='ignore', under='ignore'):
         for s, Bt in zip(plan.offsets, plan.batch_sizes):
@@ -422,6 +443,27 @@ def _lstm_backward_cpu(saved, X, W_ih, W_hh, plan, H, rev, gY, ghN, gcN, need):
     offsets, sizes = plan.offsets, plan.batch_sizes
     Bn = 0
     ns = ne = None
+    cells = cpu_kernels.cells()
+    if cells is not None and dtype in _C_DTYPES:
+        step = cells.lstm_bwd_step
+        if gY is not None:
+            gY = numpy.ascontiguousarray(gY, dtype=dtype)
+        if c0 is not None:
+            c0 = numpy.ascontiguousarray(c0, dtype=dtype)
+        for t in range(plan.T - 1, -1, -1):
+            s = offsets[t]
+            Bt = sizes[t]
+            if Bn:
+                matmul(tmp4[:Bn], W_hh, out=DH[:Bn])
+            if Bn < Bt:
+                DH[Bn:Bt] = 0 if ghN is None else ghN[Bn:Bt]
+                DC[Bn:Bt] = 0 if gcN is None else gcN[Bn:Bt]
+            if t:
+                step(A, N, s, Bt, H, TC, C, offsets[t - 1] * H, gY, DH, DC, dG, tmp4)
+            else:
+                step(A, N, s, Bt, H, TC, c0, 0, gY, DH, DC, dG, tmp4)
+            Bn = Bt
+        return _lstm_window_grads(dG, DC, X, W_ih, Wh, Yp, h0, plan, H, rev, need)
     for t in range(plan.T - 1, -1, -1):
         s = offsets[t]
         Bt = sizes[t]
@@ -487,6 +529,13 @@ def _lstm_backward_cpu(saved, X, W_ih, W_hh, plan, H, rev, gY, ghN, gcN, need):
         # carry: dc_prev = dc * f
         multiply(dc, f, out=dc)
         Bn, ns, ne = Bt, s, e
+    return _lstm_window_grads(dG, DC, X, W_ih, Wh, Yp, h0, plan, H, rev, need)
+
+
+def _lstm_window_grads(dG, DC, X, W_ih, Wh, Yp, h0, plan, H, rev, need):
+    """The whole-window gradients from the gate gradients ``dG`` (4, N, H) [i f g o]."""
+    B = plan.B
+    dtype = dG.dtype
     out = {}
     if 'c0' in need:
         out['c0'] = DC

@@ -1,0 +1,360 @@
+/*
+ * seqdbr.rnn._cpu_cells: fused CPU cell arithmetic for the n-step LSTM recurrence.
+ *
+ * Optional C extension (setup.py builds it with optional=True; seqdbr.rnn.cpu_kernels falls
+ * back to NumPy when it is missing). It replaces the ~14 NumPy calls per forward step and
+ * ~20 per backward step of seqdbr/rnn/n_step.py by one pass each over the step's rows, so a
+ * step costs its h W_hh^T matmul (done by NumPy/BLAS) plus one call. Pure elementwise code,
+ * no BLAS, no NumPy headers: arrays arrive through the buffer protocol (C-contiguous
+ * float32 or float64, checked, lengths bounds-checked), and the GIL is released while
+ * computing.
+ *
+ * Layout (the one n_step.py uses, see its docstring):
+ *   A   (4, N, H) gate-major window pre-activations in the internal order [i f o g], each
+ *       scaled so that sigmoid(x) = 1 / (1 + exp(a)) for i, f, o (a = -x) and
+ *       tanh(x) = 2 / (1 + exp(a)) - 1 for g (a = -2x). The forward step overwrites the
+ *       block of step t (rows s .. s+Bt-1) with the activated gates i, f, o, g.
+ *   hh  (Bt, 4H) row-major h_{t-1} W_hh^T in the same internal order and scaling.
+ *   C, TC, Y (N, H): cell state c_t, tanh(c_t), output h_t.
+ * The backward step writes the pre-activation gradients both gate-major into dG (4, N, H)
+ * in the external order [i f g o] (for the window weight gradients) and row-major into
+ * G4 (Bt, 4H) (for the next step's dG_t W_hh matmul).
+ *
+ * float32 uses a vectorisable exp (Cody-Waite range reduction and a degree-6 polynomial,
+ * |relative error| < 2e-7 over [-87, 88], inputs clamped to that range: exp(-87) ~ 1.6e-38
+ * gives sigmoid 1 - 1.6e-38 and exp(88) gives sigmoid 6e-39, so no inf or NaN appears);
+ * float64 uses libm's exp.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__GNUC__)
+#define SEQDBR_INLINE static inline __attribute__((always_inline))
+#else
+#define SEQDBR_INLINE static inline
+#define restrict __restrict
+#endif
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) \
+    && __GNUC__ >= 12
+/* an AVX2+FMA clone chosen at load time by CPU features (ifunc), and a baseline SSE2 one.
+ * (Not "arch=haswell": that clone is chosen only when the CPU *is* a Haswell.) */
+#define SEQDBR_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define SEQDBR_CLONES
+#endif
+
+/* always inlined: GCC does not inline a plain-target helper into an arch=... clone */
+SEQDBR_INLINE float exp_f32(float x)
+{
+    x = x < -87.0f ? -87.0f : x;
+    x = x > 88.0f ? 88.0f : x;
+    /* n = round(x / ln 2) with the 1.5 * 2^23 trick (round to nearest, vectorisable) */
+    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    float r = x - n * 0.693359375f;          /* ln 2, high part (exact in float) */
+    r = r + n * 2.12194440e-4f;              /* ln 2 - 0.693359375 */
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    int32_t bits = ((int32_t)n + 127) << 23;   /* 2^n, n in [-126, 127] */
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+
+/* ---- forward step ---------------------------------------------------------------------- */
+/* The row loops are written once per (dtype, has_cprev) so that each is a straight-line,
+ * vectorisable loop (no branch inside); `restrict` is true: every output block is disjoint
+ * from every input block. */
+
+#define FWD_ROW(NAME, T, EXP, HAS_CP, HAS_HH)                                                \
+SEQDBR_CLONES static void NAME(                                     \
+    T *restrict ai, T *restrict af, T *restrict ao, T *restrict ag, const T *restrict hr,   \
+    const T *restrict cp, T *restrict c, T *restrict tc, T *restrict h, Py_ssize_t H)       \
+{                                                                                            \
+    for (Py_ssize_t j = 0; j < H; j++) {                                                     \
+        T xi = ai[j], xf = af[j], xo = ao[j], xg = ag[j];                                    \
+        if (HAS_HH) {                                                                        \
+            xi += hr[j]; xf += hr[H + j]; xo += hr[2 * H + j]; xg += hr[3 * H + j];          \
+        }                                                                                    \
+        T i = (T)1 / ((T)1 + EXP(xi));                                                       \
+        T f = (T)1 / ((T)1 + EXP(xf));                                                       \
+        T og = (T)1 / ((T)1 + EXP(xo));                                                      \
+        T g = (T)2 / ((T)1 + EXP(xg)) - (T)1;                                                \
+        T cc = i * g;                                                                        \
+        if (HAS_CP)                                                                          \
+            cc += f * cp[j];                                                                 \
+        T t = (T)2 / ((T)1 + EXP((T)-2 * cc)) - (T)1;                                        \
+        ai[j] = i; af[j] = f; ao[j] = og; ag[j] = g;                                         \
+        c[j] = cc; tc[j] = t; h[j] = og * t;                                                 \
+    }                                                                                        \
+}
+
+FWD_ROW(fwd_row_f32_11, float, exp_f32, 1, 1)
+FWD_ROW(fwd_row_f32_10, float, exp_f32, 1, 0)
+FWD_ROW(fwd_row_f32_01, float, exp_f32, 0, 1)
+FWD_ROW(fwd_row_f32_00, float, exp_f32, 0, 0)
+FWD_ROW(fwd_row_f64_11, double, exp, 1, 1)
+FWD_ROW(fwd_row_f64_10, double, exp, 1, 0)
+FWD_ROW(fwd_row_f64_01, double, exp, 0, 1)
+FWD_ROW(fwd_row_f64_00, double, exp, 0, 0)
+
+#define FWD_CALL(ROW)                                                                        \
+    ROW(a + o, a + gs + o, a + 2 * gs + o, a + 3 * gs + o, hh ? hh + b * 4 * H : NULL,       \
+        cp ? cp + o : NULL, c + o, tc + o, h + o, H)
+
+#define DEFINE_FWD(NAME, T, R11, R10, R01, R00)                                             \
+static void NAME(T *a, Py_ssize_t gs, const T *hh, const T *cp, T *c, T *tc,  \
+                               T *h, Py_ssize_t Bt, Py_ssize_t H)                           \
+{                                                                                            \
+    for (Py_ssize_t b = 0; b < Bt; b++) {                                                    \
+        Py_ssize_t o = b * H;                                                                \
+        if (cp && hh) FWD_CALL(R11);                                                         \
+        else if (cp) FWD_CALL(R10);                                                          \
+        else if (hh) FWD_CALL(R01);                                                          \
+        else FWD_CALL(R00);                                                                  \
+    }                                                                                        \
+}
+
+DEFINE_FWD(fwd_f32, float, fwd_row_f32_11, fwd_row_f32_10, fwd_row_f32_01, fwd_row_f32_00)
+DEFINE_FWD(fwd_f64, double, fwd_row_f64_11, fwd_row_f64_10, fwd_row_f64_01, fwd_row_f64_00)
+
+/* ---- backward step --------------------------------------------------------------------- */
+
+#define BWD_ROW(NAME, T, HAS_CP, HAS_GY)                                                     \
+SEQDBR_CLONES static void NAME(                                     \
+    const T *restrict ai, const T *restrict af, const T *restrict ao, const T *restrict ag, \
+    const T *restrict tc, const T *restrict cp, const T *restrict gy,                       \
+    const T *restrict dh, T *restrict dc, T *restrict di, T *restrict df,                   \
+    T *restrict dgg, T *restrict dout, T *restrict gr, Py_ssize_t H)                        \
+{                                                                                            \
+    for (Py_ssize_t j = 0; j < H; j++) {                                                     \
+        T i = ai[j], f = af[j], og = ao[j], g = ag[j], t = tc[j];                            \
+        T d_h = dh[j];                                                                       \
+        if (HAS_GY)                                                                          \
+            d_h += gy[j];                                                                    \
+        T vo = d_h * t * og * ((T)1 - og);                                                   \
+        T d_c = dc[j] + d_h * og * ((T)1 - t * t);                                           \
+        T vi = d_c * g * i * ((T)1 - i);                                                     \
+        T vf = HAS_CP ? d_c * cp[j] * f * ((T)1 - f) : (T)0;                                 \
+        T vg = d_c * i * ((T)1 - g * g);                                                     \
+        di[j] = vi; df[j] = vf; dgg[j] = vg; dout[j] = vo;                                   \
+        gr[j] = vi; gr[H + j] = vf; gr[2 * H + j] = vg; gr[3 * H + j] = vo;                  \
+        dc[j] = d_c * f;                                                                     \
+    }                                                                                        \
+}
+
+BWD_ROW(bwd_row_f32_11, float, 1, 1)
+BWD_ROW(bwd_row_f32_10, float, 1, 0)
+BWD_ROW(bwd_row_f32_01, float, 0, 1)
+BWD_ROW(bwd_row_f32_00, float, 0, 0)
+BWD_ROW(bwd_row_f64_11, double, 1, 1)
+BWD_ROW(bwd_row_f64_10, double, 1, 0)
+BWD_ROW(bwd_row_f64_01, double, 0, 1)
+BWD_ROW(bwd_row_f64_00, double, 0, 0)
+
+#define BWD_CALL(ROW)                                                                        \
+    ROW(a + o, a + gs + o, a + 2 * gs + o, a + 3 * gs + o, tc + o, cp ? cp + o : NULL,       \
+        gy ? gy + o : NULL, dh + o, dc + o, dg + o, dg + gs + o, dg + 2 * gs + o,            \
+        dg + 3 * gs + o, g4 + b * 4 * H, H)
+
+#define DEFINE_BWD(NAME, T, R11, R10, R01, R00)                                             \
+static void NAME(const T *a, Py_ssize_t gs, const T *tc, const T *cp,        \
+                               const T *gy, const T *dh, T *dc, T *dg, T *g4,              \
+                               Py_ssize_t Bt, Py_ssize_t H)                                 \
+{                                                                                            \
+    for (Py_ssize_t b = 0; b < Bt; b++) {                                                    \
+        Py_ssize_t o = b * H;                                                                \
+        if (cp && gy) BWD_CALL(R11);                                                         \
+        else if (cp) BWD_CALL(R10);                                                          \
+        else if (gy) BWD_CALL(R01);                                                          \
+        else BWD_CALL(R00);                                                                  \
+    }                                                                                        \
+}
+
+DEFINE_BWD(bwd_f32, float, bwd_row_f32_11, bwd_row_f32_10, bwd_row_f32_01, bwd_row_f32_00)
+DEFINE_BWD(bwd_f64, double, bwd_row_f64_11, bwd_row_f64_10, bwd_row_f64_01, bwd_row_f64_00)
+
+/* ---- argument handling ----------------------------------------------------------------- */
+
+typedef struct {
+    Py_buffer view;
+    int held;
+} Buf;
+
+/* Acquire a C-contiguous buffer of format f/d; None -> not held (allowed only if `opt`). */
+static int get_buf(PyObject *obj, Buf *b, int writable, int opt, const char *name,
+                   char *fmt)
+{
+    b->held = 0;
+    if (obj == Py_None) {
+        if (opt)
+            return 0;
+        PyErr_Format(PyExc_TypeError, "%s must be an array, not None", name);
+        return -1;
+    }
+    int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
+    if (PyObject_GetBuffer(obj, &b->view, flags) < 0)
+        return -1;
+    b->held = 1;
+    const char *f = b->view.format ? b->view.format : "B";
+    if (*f == '<' || *f == '=' || *f == '@')
+        f++;
+    char kind = (strcmp(f, "f") == 0 && b->view.itemsize == 4) ? 'f'
+              : (strcmp(f, "d") == 0 && b->view.itemsize == 8) ? 'd' : 0;
+    if (!kind) {
+        PyErr_Format(PyExc_TypeError, "%s must be float32 or float64 (buffer format '%s')",
+                     name, b->view.format ? b->view.format : "B");
+        return -1;
+    }
+    if (*fmt == 0)
+        *fmt = kind;
+    else if (*fmt != kind) {
+        PyErr_Format(PyExc_TypeError, "%s has dtype %s but the other arrays are %s", name,
+                     kind == 'f' ? "float32" : "float64", *fmt == 'f' ? "float32" : "float64");
+        return -1;
+    }
+    return 0;
+}
+
+/* elements [off, off + n) must lie inside the buffer */
+static int check_len(Buf *b, Py_ssize_t off, Py_ssize_t n, const char *name)
+{
+    if (!b->held)
+        return 0;
+    Py_ssize_t size = b->view.len / b->view.itemsize;
+    if (off < 0 || n < 0 || off + n > size) {
+        PyErr_Format(PyExc_ValueError, "%s: elements [%zd, %zd) are outside its %zd elements",
+                     name, off, off + n, size);
+        return -1;
+    }
+    return 0;
+}
+
+static void release(Buf *bufs, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (bufs[i].held)
+            PyBuffer_Release(&bufs[i].view);
+}
+
+#define PTR(b, T, off) ((b).held ? (T *)(b).view.buf + (off) : NULL)
+
+PyDoc_STRVAR(lstm_fwd_step_doc,
+"lstm_fwd_step(A, N, s, Bt, H, hh, cprev, cprev_off, C, TC, Y)\n\n"
+"One forward step of the gate-major n-step LSTM recurrence (see the module comment):\n"
+"rows s .. s+Bt-1 of A (4, N, H) get hh (Bt, 4H) added (hh may be None) and are replaced\n"
+"by the activated gates; C, TC, Y (N, H) rows get c, tanh(c), h. cprev (None, or an\n"
+"array whose elements cprev_off .. cprev_off+Bt*H-1 hold c_{t-1}).");
+
+static PyObject *lstm_fwd_step(PyObject *self, PyObject *args)
+{
+    PyObject *oA, *ohh, *ocp, *oC, *oTC, *oY;
+    Py_ssize_t N, s, Bt, H, cpo;
+    if (!PyArg_ParseTuple(args, "OnnnnOOnOOO", &oA, &N, &s, &Bt, &H, &ohh, &ocp, &cpo, &oC,
+                          &oTC, &oY))
+        return NULL;
+    Buf b[6];
+    memset(b, 0, sizeof b);
+    char fmt = 0;
+    if (get_buf(oA, &b[0], 1, 0, "A", &fmt) || get_buf(ohh, &b[1], 0, 1, "hh", &fmt)
+        || get_buf(ocp, &b[2], 0, 1, "cprev", &fmt) || get_buf(oC, &b[3], 1, 0, "C", &fmt)
+        || get_buf(oTC, &b[4], 1, 0, "TC", &fmt) || get_buf(oY, &b[5], 1, 0, "Y", &fmt))
+        goto fail;
+    if (N < 0 || H < 1 || s < 0 || Bt < 0 || s + Bt > N) {
+        PyErr_Format(PyExc_ValueError, "bad sizes N=%zd s=%zd Bt=%zd H=%zd", N, s, Bt, H);
+        goto fail;
+    }
+    if (check_len(&b[0], 0, 4 * N * H, "A") || check_len(&b[1], 0, Bt * 4 * H, "hh")
+        || check_len(&b[2], cpo, Bt * H, "cprev") || check_len(&b[3], 0, N * H, "C")
+        || check_len(&b[4], 0, N * H, "TC") || check_len(&b[5], 0, N * H, "Y"))
+        goto fail;
+    Py_ssize_t o = s * H, gs = N * H;
+    Py_BEGIN_ALLOW_THREADS
+    if (fmt == 'f')
+        fwd_f32(PTR(b[0], float, o), gs, PTR(b[1], float, 0), PTR(b[2], float, cpo),
+                PTR(b[3], float, o), PTR(b[4], float, o), PTR(b[5], float, o), Bt, H);
+    else
+        fwd_f64(PTR(b[0], double, o), gs, PTR(b[1], double, 0), PTR(b[2], double, cpo),
+                PTR(b[3], double, o), PTR(b[4], double, o), PTR(b[5], double, o), Bt, H);
+    Py_END_ALLOW_THREADS
+    release(b, 6);
+    Py_RETURN_NONE;
+fail:
+    release(b, 6);
+    return NULL;
+}
+
+PyDoc_STRVAR(lstm_bwd_step_doc,
+"lstm_bwd_step(A, N, s, Bt, H, TC, cprev, cprev_off, gY, DH, DC, dG, G4)\n\n"
+"One backward step: from the activated gates A and TC of rows s .. s+Bt-1, the carried\n"
+"dh = DH[:Bt] (+ gY rows s.., gY may be None) and dc = DC[:Bt], write the pre-activation\n"
+"gradients to dG (4, N, H) rows s.. in the order [i f g o] and to G4 (Bt, 4H) row-major,\n"
+"and replace DC[:Bt] by dc * f (the carry to step t-1). cprev as in lstm_fwd_step (None:\n"
+"c_{t-1} = 0).");
+
+static PyObject *lstm_bwd_step(PyObject *self, PyObject *args)
+{
+    PyObject *oA, *oTC, *ocp, *ogy, *odh, *odc, *odg, *og4;
+    Py_ssize_t N, s, Bt, H, cpo;
+    if (!PyArg_ParseTuple(args, "OnnnnOOnOOOOO", &oA, &N, &s, &Bt, &H, &oTC, &ocp, &cpo,
+                          &ogy, &odh, &odc, &odg, &og4))
+        return NULL;
+    Buf b[8];
+    memset(b, 0, sizeof b);
+    char fmt = 0;
+    if (get_buf(oA, &b[0], 0, 0, "A", &fmt) || get_buf(oTC, &b[1], 0, 0, "TC", &fmt)
+        || get_buf(ocp, &b[2], 0, 1, "cprev", &fmt) || get_buf(ogy, &b[3], 0, 1, "gY", &fmt)
+        || get_buf(odh, &b[4], 0, 0, "DH", &fmt) || get_buf(odc, &b[5], 1, 0, "DC", &fmt)
+        || get_buf(odg, &b[6], 1, 0, "dG", &fmt) || get_buf(og4, &b[7], 1, 0, "G4", &fmt))
+        goto fail;
+    if (N < 0 || H < 1 || s < 0 || Bt < 0 || s + Bt > N) {
+        PyErr_Format(PyExc_ValueError, "bad sizes N=%zd s=%zd Bt=%zd H=%zd", N, s, Bt, H);
+        goto fail;
+    }
+    if (check_len(&b[0], 0, 4 * N * H, "A") || check_len(&b[1], 0, N * H, "TC")
+        || check_len(&b[2], cpo, Bt * H, "cprev") || check_len(&b[3], 0, N * H, "gY")
+        || check_len(&b[4], 0, Bt * H, "DH") || check_len(&b[5], 0, Bt * H, "DC")
+        || check_len(&b[6], 0, 4 * N * H, "dG") || check_len(&b[7], 0, Bt * 4 * H, "G4"))
+        goto fail;
+    Py_ssize_t o = s * H, gs = N * H;
+    Py_BEGIN_ALLOW_THREADS
+    if (fmt == 'f')
+        bwd_f32(PTR(b[0], float, o), gs, PTR(b[1], float, o), PTR(b[2], float, cpo),
+                PTR(b[3], float, o), PTR(b[4], float, 0), PTR(b[5], float, 0),
+                PTR(b[6], float, o), PTR(b[7], float, 0), Bt, H);
+    else
+        bwd_f64(PTR(b[0], double, o), gs, PTR(b[1], double, o), PTR(b[2], double, cpo),
+                PTR(b[3], double, o), PTR(b[4], double, 0), PTR(b[5], double, 0),
+                PTR(b[6], double, o), PTR(b[7], double, 0), Bt, H);
+    Py_END_ALLOW_THREADS
+    release(b, 8);
+    Py_RETURN_NONE;
+fail:
+    release(b, 8);
+    return NULL;
+}
+
+static PyMethodDef methods[] = {
+    {"lstm_fwd_step", lstm_fwd_step, METH_VARARGS, lstm_fwd_step_doc},
+    {"lstm_bwd_step", lstm_bwd_step, METH_VARARGS, lstm_bwd_step_doc},
+    {NULL, NULL, 0, NULL}
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_cpu_cells",
+    "Fused CPU cell arithmetic for seqdbr's n-step LSTM (optional; see cpu_kernels.py).",
+    -1, methods
+};
+
+PyMODINIT_FUNC PyInit__cpu_cells(void)
+{
+    return PyModule_Create(&module);
+}
