@@ -7,6 +7,11 @@ iterations, for ``--minutes`` of wall-clock time. Prints JSON with the curve, th
 validation loss, the first time the curve crosses ``--target`` (1.56) and the bigram
 baseline on the same split (add-one smoothed, fitted on the training split only).
 
+``minutes`` in the curve is wall-clock time since training started (validation
+included, as in the run's log.jsonl); ``train_minutes`` leaves out the time spent in
+validation passes. ``benchmarks/anchors/torch_charlm_quality.py`` is the same job in
+PyTorch, for a side-by-side run on the same machine.
+
 The corpus is read from ``--corpus`` (a path), else ``../shared/data/tinyshakespeare/
 input.txt`` beside the project, else the ``tinyshakespeare`` catalog entry (cache/download).
 
@@ -14,27 +19,19 @@ input.txt`` beside the project, else the ``tinyshakespeare`` catalog entry (cach
 """
 import argparse
 import json
-import math
 import os
 import pathlib
 import sys
 import time
 
-import numpy
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from seqdbr.charlm.train import TrainConfig, train
-from seqdbr.charlm.vocab import Vocabulary
-from seqdbr.datasets.corpora import load_corpus
+from common import bigram_baseline  # noqa: E402
+from seqdbr.charlm.train import TrainConfig, train  # noqa: E402
+from seqdbr.charlm.vocab import Vocabulary  # noqa: E402
+from seqdbr.datasets.corpora import load_corpus  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-
-
-def bigram_baseline(train_ids, val_ids, V):
-    """Cross-entropy (nats/char) of an add-one smoothed bigram model on ``val_ids``."""
-    counts = numpy.ones((V, V), dtype=numpy.float64)
-    numpy.add.at(counts, (train_ids[:-1], train_ids[1:]), 1.0)
-    logp = numpy.log(counts / counts.sum(axis=1, keepdims=True))
-    return float(-logp[val_ids[:-1], val_ids[1:]].mean())
 
 
 def main():
@@ -58,6 +55,20 @@ def main():
     n_train = int(len(ids) * 0.9)
     baseline = bigram_baseline(ids[:n_train], ids[n_train:], len(vocab))
 
+    # time every validation pass (benchmark-only instrumentation), so that the curve can
+    # also be read against training time alone
+    import seqdbr.charlm.train as train_mod
+    eval_log = []                       # (seconds spent, cumulative before this call)
+    real_eval = train_mod.evaluate_tokens
+
+    def timed_eval(*a, **k):
+        t = time.perf_counter()
+        try:
+            return real_eval(*a, **k)
+        finally:
+            eval_log.append(time.perf_counter() - t)
+    train_mod.evaluate_tokens = timed_eval
+
     os.makedirs(args.out, exist_ok=True)
     cfg = TrainConfig(corpus=corpus, train_frac=0.9, val_frac=0.1, max_minutes=args.minutes,
                       eval_every=args.eval_every, out=args.out, impl=args.impl,
@@ -71,8 +82,11 @@ def main():
         for line in f:
             rec = json.loads(line)
             if rec.get('val_loss') is not None:
+                # rec['time'] is taken before this validation: subtract the earlier ones
+                before = sum(eval_log[:len(curve)])
                 curve.append({'iteration': rec['iteration'], 'epoch': round(rec['epoch'], 3),
                               'minutes': round(rec['time'] / 60.0, 3),
+                              'train_minutes': round((rec['time'] - before) / 60.0, 3),
                               'val_loss': round(rec['val_loss'], 4),
                               'train_loss': round(rec['train_loss'], 4)})
     best = min(curve, key=lambda r: r['val_loss']) if curve else None
@@ -85,6 +99,8 @@ def main():
         'budget_minutes': args.minutes, 'wall_minutes_incl_eval': round(wall / 60, 2),
         'iterations': iters, 'epochs': round(result.epoch, 3),
         'chars_per_s_incl_eval': round(iters * 2500 / wall, 1),
+        'eval_minutes': round(sum(eval_log) / 60.0, 2),
+        'train_chars_per_s': round(iters * 2500 / (wall - sum(eval_log)), 1),
         'bigram_baseline_nats': round(baseline, 4),
         'first_below_bigram': first_bigram,
         'target_nats': args.target, 'first_at_or_below_target': first_target,

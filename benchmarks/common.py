@@ -512,3 +512,12 @@ def run_configs(args, run_child, script, extra_argv=(), env=None, label='child')
                 raise SystemExit('%s %s H=%d failed (exit %d)' % (label, impl, H, r.returncode))
             results.append(json.loads(r.stdout.strip().splitlines()[-1]))
     return results
+
+
+def bigram_baseline(train_ids, val_ids, V):
+    """Cross-entropy (nats/char) of an add-one smoothed bigram model, fitted on
+    ``train_ids``, on ``val_ids`` (the quality benchmarks' floor to beat)."""
+    counts = numpy.ones((V, V), dtype=numpy.float64)
+    numpy.add.at(counts, (train_ids[:-1], train_ids[1:]), 1.0)
+    logp = numpy.log(counts / counts.sum(axis=1, keepdims=True))
+    return float(-logp[val_ids[:-1], val_ids[1:]].mean())

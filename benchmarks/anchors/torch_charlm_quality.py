@@ -24,16 +24,15 @@ import os
 import pathlib
 import time
 
+import sys
+
 import numpy
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from common import bigram_baseline  # noqa: E402
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-
-
-def bigram_baseline(train_ids, val_ids, V):
-    counts = numpy.ones((V, V), dtype=numpy.float64)
-    numpy.add.at(counts, (train_ids[:-1], train_ids[1:]), 1.0)
-    logp = numpy.log(counts / counts.sum(axis=1, keepdims=True))
-    return float(-logp[val_ids[:-1], val_ids[1:]].mean())
 
 
 def main():

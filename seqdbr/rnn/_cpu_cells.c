@@ -1,5 +1,5 @@
 /*
- * seqdbr.rnn._cpu_cells: fused CPU cell arithmetic for the n-step LSTM recurrence.
+ * seqdbr.rnn._cpu_cells: fused CPU cell arithmetic for the n-step LSTM and GRU recurrences.
  *
  * Optional C extension (setup.py builds it with optional=True; seqdbr.rnn.cpu_kernels falls
  * back to NumPy when it is missing). It replaces the ~14 NumPy calls per forward step and
@@ -182,6 +182,130 @@ static void NAME(const T *a, Py_ssize_t gs, const T *tc, const T *cp,        \
 DEFINE_BWD(bwd_f32, float, bwd_row_f32_11, bwd_row_f32_10, bwd_row_f32_01, bwd_row_f32_00)
 DEFINE_BWD(bwd_f64, double, bwd_row_f64_11, bwd_row_f64_10, bwd_row_f64_01, bwd_row_f64_00)
 
+/* ---- GRU (order [r z n]; r and z pre-activations negated, n unscaled) ------------------ */
+/* forward: r = 1/(1+exp(a_r + hh_r)), z likewise, ghn = hh_n + b_hn (the recurrent part of
+ * n, saved for the backward), n = tanh(a_n + r ghn), h = (1 - z) n + z h_prev. Without a
+ * previous state (first step, no h0) hh and h_prev are absent: ghn = b_hn, h = (1 - z) n. */
+
+#define GRU_FWD_ROW(NAME, T, EXP, HAS_H)                                                     \
+SEQDBR_CLONES static void NAME(                                                             \
+    T *restrict ar, T *restrict az, T *restrict an, const T *restrict hr,                   \
+    const T *restrict hz, const T *restrict hn, const T *restrict bhn,                      \
+    const T *restrict hp, T *restrict ghn, T *restrict y, Py_ssize_t H)                     \
+{                                                                                            \
+    for (Py_ssize_t j = 0; j < H; j++) {                                                     \
+        T xr = ar[j], xz = az[j], g = bhn[j];                                                \
+        if (HAS_H) {                                                                         \
+            xr += hr[j]; xz += hz[j]; g += hn[j];                                            \
+        }                                                                                    \
+        T r = (T)1 / ((T)1 + EXP(xr));                                                       \
+        T z = (T)1 / ((T)1 + EXP(xz));                                                       \
+        T n = (T)2 / ((T)1 + EXP((T)-2 * (an[j] + r * g))) - (T)1;                           \
+        ar[j] = r; az[j] = z; an[j] = n; ghn[j] = g;                                         \
+        y[j] = HAS_H ? (hp[j] - n) * z + n : n - z * n;                                      \
+    }                                                                                        \
+}
+
+GRU_FWD_ROW(gru_fwd_row_f32_1, float, exp_f32, 1)
+GRU_FWD_ROW(gru_fwd_row_f32_0, float, exp_f32, 0)
+GRU_FWD_ROW(gru_fwd_row_f64_1, double, exp, 1)
+GRU_FWD_ROW(gru_fwd_row_f64_0, double, exp, 0)
+
+/* hh: gate-major (3, B, H) buffer, gate k's rows at hh + k * hs */
+#define DEFINE_GRU_FWD(NAME, T, R1, R0)                                                     \
+static void NAME(T *a, Py_ssize_t gs, const T *hh, Py_ssize_t hs, const T *bhn,            \
+                 const T *hp, T *ghn, T *y, Py_ssize_t Bt, Py_ssize_t H)                    \
+{                                                                                            \
+    for (Py_ssize_t b = 0; b < Bt; b++) {                                                    \
+        Py_ssize_t o = b * H;                                                                \
+        if (hh)                                                                              \
+            R1(a + o, a + gs + o, a + 2 * gs + o, hh + o, hh + hs + o, hh + 2 * hs + o,      \
+               bhn, hp + o, ghn + o, y + o, H);                                              \
+        else                                                                                 \
+            R0(a + o, a + gs + o, a + 2 * gs + o, NULL, NULL, NULL, bhn, NULL, ghn + o,      \
+               y + o, H);                                                                    \
+    }                                                                                        \
+}
+
+DEFINE_GRU_FWD(gru_fwd_f32, float, gru_fwd_row_f32_1, gru_fwd_row_f32_0)
+DEFINE_GRU_FWD(gru_fwd_f64, double, gru_fwd_row_f64_1, gru_fwd_row_f64_0)
+
+/* backward: dh = carry (+ the GEMM part m for rows b < Bn) (+ gy); writes dGH rows
+ * [dr, dz, dn r] (gate-major, the gradients of h W_hh^T + b_hh), dGIn = dn (the gradient of
+ * the n block of the input projection), G3 = [dr | dz | dn r] row-major for the next GEMM,
+ * and carry = dh z (the direct path to h_prev). */
+#define GRU_BWD_ROW(NAME, T, HAS_H, HAS_M, HAS_GY)                                           \
+SEQDBR_CLONES static void NAME(                                                             \
+    const T *restrict ar, const T *restrict az, const T *restrict an,                       \
+    const T *restrict ghn, const T *restrict hp, const T *restrict gy,                      \
+    const T *restrict m, T *restrict carry, T *restrict dr_, T *restrict dz_,               \
+    T *restrict dnr_, T *restrict dn_, T *restrict g3, Py_ssize_t H)                        \
+{                                                                                            \
+    for (Py_ssize_t j = 0; j < H; j++) {                                                     \
+        T r = ar[j], z = az[j], n = an[j];                                                   \
+        T dh = carry[j];                                                                     \
+        if (HAS_M)                                                                           \
+            dh += m[j];                                                                      \
+        if (HAS_GY)                                                                          \
+            dh += gy[j];                                                                     \
+        T dz = dh * ((HAS_H ? hp[j] : (T)0) - n) * z * ((T)1 - z);                           \
+        T dn = dh * ((T)1 - z) * ((T)1 - n * n);                                             \
+        T dr = dn * ghn[j] * r * ((T)1 - r);                                                 \
+        T dnr = dn * r;                                                                      \
+        dr_[j] = dr; dz_[j] = dz; dnr_[j] = dnr; dn_[j] = dn;                                \
+        g3[j] = dr; g3[H + j] = dz; g3[2 * H + j] = dnr;                                     \
+        carry[j] = dh * z;                                                                   \
+    }                                                                                        \
+}
+
+GRU_BWD_ROW(gru_bwd_row_f32_111, float, 1, 1, 1)
+GRU_BWD_ROW(gru_bwd_row_f32_110, float, 1, 1, 0)
+GRU_BWD_ROW(gru_bwd_row_f32_101, float, 1, 0, 1)
+GRU_BWD_ROW(gru_bwd_row_f32_100, float, 1, 0, 0)
+GRU_BWD_ROW(gru_bwd_row_f32_011, float, 0, 1, 1)
+GRU_BWD_ROW(gru_bwd_row_f32_010, float, 0, 1, 0)
+GRU_BWD_ROW(gru_bwd_row_f32_001, float, 0, 0, 1)
+GRU_BWD_ROW(gru_bwd_row_f32_000, float, 0, 0, 0)
+GRU_BWD_ROW(gru_bwd_row_f64_111, double, 1, 1, 1)
+GRU_BWD_ROW(gru_bwd_row_f64_110, double, 1, 1, 0)
+GRU_BWD_ROW(gru_bwd_row_f64_101, double, 1, 0, 1)
+GRU_BWD_ROW(gru_bwd_row_f64_100, double, 1, 0, 0)
+GRU_BWD_ROW(gru_bwd_row_f64_011, double, 0, 1, 1)
+GRU_BWD_ROW(gru_bwd_row_f64_010, double, 0, 1, 0)
+GRU_BWD_ROW(gru_bwd_row_f64_001, double, 0, 0, 1)
+GRU_BWD_ROW(gru_bwd_row_f64_000, double, 0, 0, 0)
+
+/* rows b < Bn get the GEMM part m; h_prev is absent only at the first step when there is
+ * no h0 (then h_prev = 0) */
+#define GRU_BWD_CALL(ROW, M)                                                                 \
+    ROW(a + o, a + gs + o, a + 2 * gs + o, ghn + o, hp ? hp + o : NULL, gy ? gy + o : NULL,  \
+        M, carry + o, dgh + o, dgh + gs + o, dgh + 2 * gs + o, dgin + o, g3 + b * 3 * H, H)
+
+#define DEFINE_GRU_BWD(NAME, T, P)                                                          \
+static void NAME(const T *a, Py_ssize_t gs, const T *ghn, const T *hp, const T *gy,        \
+                 const T *m, Py_ssize_t Bn, T *carry, T *dgh, T *dgin, T *g3,              \
+                 Py_ssize_t Bt, Py_ssize_t H)                                               \
+{                                                                                            \
+    for (Py_ssize_t b = 0; b < Bt; b++) {                                                    \
+        Py_ssize_t o = b * H;                                                                \
+        int hm = m != NULL && b < Bn;                                                        \
+        if (hp) {                                                                            \
+            if (hm) {                                                                        \
+                if (gy) GRU_BWD_CALL(P##_111, m + o); else GRU_BWD_CALL(P##_110, m + o);     \
+            } else {                                                                         \
+                if (gy) GRU_BWD_CALL(P##_101, NULL); else GRU_BWD_CALL(P##_100, NULL);       \
+            }                                                                                \
+        } else if (hm) {                                                                     \
+            if (gy) GRU_BWD_CALL(P##_011, m + o); else GRU_BWD_CALL(P##_010, m + o);         \
+        } else {                                                                             \
+            if (gy) GRU_BWD_CALL(P##_001, NULL); else GRU_BWD_CALL(P##_000, NULL);           \
+        }                                                                                    \
+    }                                                                                        \
+}
+
+DEFINE_GRU_BWD(gru_bwd_f32, float, gru_bwd_row_f32)
+DEFINE_GRU_BWD(gru_bwd_f64, double, gru_bwd_row_f64)
+
 /* ---- argument handling ----------------------------------------------------------------- */
 
 typedef struct {
@@ -342,15 +466,124 @@ fail:
     return NULL;
 }
 
+PyDoc_STRVAR(gru_fwd_step_doc,
+"gru_fwd_step(A, N, s, Bt, H, hh, hh_gate_stride, b_hn, hprev, hprev_off, GHN, Y)\n\n"
+"One forward step of the gate-major n-step GRU ([r z n], r and z negated): rows\n"
+"s .. s+Bt-1 of A (3, N, H) are replaced by r, z, n; GHN and Y (N, H) rows get the\n"
+"recurrent part of n and h. hh: the (3, B, H) buffer of h_{t-1} W_hh^T (gate k's rows\n"
+"start at element k * hh_gate_stride), or None together with hprev at a first step\n"
+"without state; hprev: elements hprev_off .. of an array holding h_{t-1}.");
+
+static PyObject *gru_fwd_step(PyObject *self, PyObject *args)
+{
+    PyObject *oA, *ohh, *obhn, *ohp, *oG, *oY;
+    Py_ssize_t N, s, Bt, H, hs, hpo;
+    if (!PyArg_ParseTuple(args, "OnnnnOnOOnOO", &oA, &N, &s, &Bt, &H, &ohh, &hs, &obhn, &ohp,
+                          &hpo, &oG, &oY))
+        return NULL;
+    Buf b[6];
+    memset(b, 0, sizeof b);
+    char fmt = 0;
+    if (get_buf(oA, &b[0], 1, 0, "A", &fmt) || get_buf(ohh, &b[1], 0, 1, "hh", &fmt)
+        || get_buf(obhn, &b[2], 0, 0, "b_hn", &fmt) || get_buf(ohp, &b[3], 0, 1, "hprev", &fmt)
+        || get_buf(oG, &b[4], 1, 0, "GHN", &fmt) || get_buf(oY, &b[5], 1, 0, "Y", &fmt))
+        goto fail;
+    if (N < 0 || H < 1 || s < 0 || Bt < 0 || s + Bt > N || hs < 0) {
+        PyErr_Format(PyExc_ValueError, "bad sizes N=%zd s=%zd Bt=%zd H=%zd", N, s, Bt, H);
+        goto fail;
+    }
+    if (b[1].held != b[3].held) {
+        PyErr_SetString(PyExc_ValueError, "hh and hprev must both be given or both be None");
+        goto fail;
+    }
+    if (check_len(&b[0], 0, 3 * N * H, "A") || check_len(&b[1], 2 * hs, Bt * H, "hh")
+        || check_len(&b[2], 0, H, "b_hn") || check_len(&b[3], hpo, Bt * H, "hprev")
+        || check_len(&b[4], 0, N * H, "GHN") || check_len(&b[5], 0, N * H, "Y"))
+        goto fail;
+    if (b[1].held && hs < Bt * H) {
+        PyErr_Format(PyExc_ValueError, "hh_gate_stride %zd is smaller than Bt*H = %zd", hs,
+                     Bt * H);
+        goto fail;
+    }
+    Py_ssize_t o = s * H, gs = N * H;
+    Py_BEGIN_ALLOW_THREADS
+    if (fmt == 'f')
+        gru_fwd_f32(PTR(b[0], float, o), gs, PTR(b[1], float, 0), hs, PTR(b[2], float, 0),
+                    PTR(b[3], float, hpo), PTR(b[4], float, o), PTR(b[5], float, o), Bt, H);
+    else
+        gru_fwd_f64(PTR(b[0], double, o), gs, PTR(b[1], double, 0), hs, PTR(b[2], double, 0),
+                    PTR(b[3], double, hpo), PTR(b[4], double, o), PTR(b[5], double, o), Bt, H);
+    Py_END_ALLOW_THREADS
+    release(b, 6);
+    Py_RETURN_NONE;
+fail:
+    release(b, 6);
+    return NULL;
+}
+
+PyDoc_STRVAR(gru_bwd_step_doc,
+"gru_bwd_step(A, N, s, Bt, H, GHN, hprev, hprev_off, gY, M, Bn, CARRY, dGH, dGIn, G3)\n\n"
+"One backward step of the n-step GRU: dh = CARRY[:Bt] (+ M[:Bn] on the first Bn rows, the\n"
+"G3 W_hh product of the later step; M may be None) (+ gY rows s.., may be None); writes\n"
+"dGH (3, N, H) rows s.. = [dr, dz, dn r], dGIn (N, H) rows s.. = dn, G3 (Bt, 3H)\n"
+"row-major, and CARRY[:Bt] = dh z.");
+
+static PyObject *gru_bwd_step(PyObject *self, PyObject *args)
+{
+    PyObject *oA, *oG, *ohp, *ogy, *om, *oc, *odgh, *odgin, *og3;
+    Py_ssize_t N, s, Bt, H, hpo, Bn;
+    if (!PyArg_ParseTuple(args, "OnnnnOOnOOnOOOO", &oA, &N, &s, &Bt, &H, &oG, &ohp, &hpo,
+                          &ogy, &om, &Bn, &oc, &odgh, &odgin, &og3))
+        return NULL;
+    Buf b[9];
+    memset(b, 0, sizeof b);
+    char fmt = 0;
+    if (get_buf(oA, &b[0], 0, 0, "A", &fmt) || get_buf(oG, &b[1], 0, 0, "GHN", &fmt)
+        || get_buf(ohp, &b[2], 0, 1, "hprev", &fmt) || get_buf(ogy, &b[3], 0, 1, "gY", &fmt)
+        || get_buf(om, &b[4], 0, 1, "M", &fmt) || get_buf(oc, &b[5], 1, 0, "CARRY", &fmt)
+        || get_buf(odgh, &b[6], 1, 0, "dGH", &fmt) || get_buf(odgin, &b[7], 1, 0, "dGIn", &fmt)
+        || get_buf(og3, &b[8], 1, 0, "G3", &fmt))
+        goto fail;
+    if (N < 0 || H < 1 || s < 0 || Bt < 0 || s + Bt > N || Bn < 0 || Bn > Bt) {
+        PyErr_Format(PyExc_ValueError, "bad sizes N=%zd s=%zd Bt=%zd Bn=%zd H=%zd", N, s, Bt,
+                     Bn, H);
+        goto fail;
+    }
+    if (check_len(&b[0], 0, 3 * N * H, "A") || check_len(&b[1], 0, N * H, "GHN")
+        || check_len(&b[2], hpo, Bt * H, "hprev") || check_len(&b[3], 0, N * H, "gY")
+        || check_len(&b[4], 0, Bn * H, "M") || check_len(&b[5], 0, Bt * H, "CARRY")
+        || check_len(&b[6], 0, 3 * N * H, "dGH") || check_len(&b[7], 0, N * H, "dGIn")
+        || check_len(&b[8], 0, Bt * 3 * H, "G3"))
+        goto fail;
+    Py_ssize_t o = s * H, gs = N * H;
+    Py_BEGIN_ALLOW_THREADS
+    if (fmt == 'f')
+        gru_bwd_f32(PTR(b[0], float, o), gs, PTR(b[1], float, o), PTR(b[2], float, hpo),
+                    PTR(b[3], float, o), PTR(b[4], float, 0), Bn, PTR(b[5], float, 0),
+                    PTR(b[6], float, o), PTR(b[7], float, o), PTR(b[8], float, 0), Bt, H);
+    else
+        gru_bwd_f64(PTR(b[0], double, o), gs, PTR(b[1], double, o), PTR(b[2], double, hpo),
+                    PTR(b[3], double, o), PTR(b[4], double, 0), Bn, PTR(b[5], double, 0),
+                    PTR(b[6], double, o), PTR(b[7], double, o), PTR(b[8], double, 0), Bt, H);
+    Py_END_ALLOW_THREADS
+    release(b, 9);
+    Py_RETURN_NONE;
+fail:
+    release(b, 9);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"lstm_fwd_step", lstm_fwd_step, METH_VARARGS, lstm_fwd_step_doc},
     {"lstm_bwd_step", lstm_bwd_step, METH_VARARGS, lstm_bwd_step_doc},
+    {"gru_fwd_step", gru_fwd_step, METH_VARARGS, gru_fwd_step_doc},
+    {"gru_bwd_step", gru_bwd_step, METH_VARARGS, gru_bwd_step_doc},
     {NULL, NULL, 0, NULL}
 };
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_cpu_cells",
-    "Fused CPU cell arithmetic for seqdbr's n-step LSTM (optional; see cpu_kernels.py).",
+    "Fused CPU cell arithmetic for seqdbr's n-step LSTM and GRU (optional; see cpu_kernels.py).",
     -1, methods
 };
 

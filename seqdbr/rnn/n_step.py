@@ -607,6 +607,24 @@ def _gru_forward_cpu(X, W_ih, W_hh, b_ih, b_hh, h0, c0, plan, H, rev):
     WhT = Wh.transpose(0, 2, 1)
     matmul, tanh, multiply, add = numpy.matmul, numpy.tanh, numpy.multiply, numpy.add
     h_prev = h0
+    cells = cpu_kernels.cells()
+    if cells is not None and dtype in _C_DTYPES:
+        # compiled path: per step one batched GEMM + one fused C pass
+        step = cells.gru_fwd_step
+        b_hn = numpy.ascontiguousarray(b_hn, dtype=dtype)
+        if h0 is not None:
+            h0 = numpy.ascontiguousarray(h0, dtype=dtype)
+        hs = B * H
+        hp, hpo = h0, 0
+        for s, Bt in zip(plan.offsets, plan.batch_sizes):
+            if hp is not None:
+                matmul(h_prev[:Bt], WhT, out=hh[:, :Bt])
+                step(A, N, s, Bt, H, hh, hs, b_hn, hp, hpo, GHN, Y)
+            else:
+                step(A, N, s, Bt, H, None, hs, b_hn, None, 0, GHN, Y)
+            h_prev = Y[s:s + Bt]
+            hp, hpo = Y, s * H
+        return Y, None, (A, GHN, Y, h0)
     with numpy.errstate(over='ignore', under='ignore'):
         for s, Bt in zip(plan.offsets, plan.batch_sizes):
             e = s + Bt
@@ -654,6 +672,30 @@ def _gru_backward_cpu(saved, X, W_ih, W_hh, plan, H, rev, gY, ghN, gcN, need):
     offsets, sizes = plan.offsets, plan.batch_sizes
     Bn = 0
     ns = ne = None
+    cells = cpu_kernels.cells()
+    if cells is not None and dtype in _C_DTYPES:
+        step = cells.gru_bwd_step
+        if gY is not None:
+            gY = numpy.ascontiguousarray(gY, dtype=dtype)
+        if h0 is not None:
+            h0 = numpy.ascontiguousarray(h0, dtype=dtype)
+        G3 = numpy.empty((B, 3 * H), dtype=dtype)      # [dr | dz | dn r] of the later step
+        M = TMP
+        for t in range(plan.T - 1, -1, -1):
+            s = offsets[t]
+            Bt = sizes[t]
+            if Bn:
+                matmul(G3[:Bn], W_hh, out=M[:Bn])
+            if Bn < Bt:
+                CARRY[Bn:Bt] = 0 if ghN is None else ghN[Bn:Bt]
+            if t:
+                hp, hpo = Yp, offsets[t - 1] * H
+            else:
+                hp, hpo = h0, 0
+            step(A, N, s, Bt, H, GHN, hp, hpo, gY, M if Bn else None, Bn, CARRY, dGH, dGIn,
+                 G3)
+            Bn = Bt
+        return _gru_window_grads(dGH, dGIn, CARRY, X, W_ih, Wh, Yp, h0, plan, H, rev, need)
     for t in range(plan.T - 1, -1, -1):
         s = offsets[t]
         Bt = sizes[t]
@@ -709,6 +751,15 @@ def _gru_backward_cpu(saved, X, W_ih, W_hh, plan, H, rev, gY, ghN, gcN, need):
         # direct path to h_prev
         multiply(dh, z, out=dh)
         Bn, ns, ne = Bt, s, e
+    return _gru_window_grads(dGH, dGIn, CARRY, X, W_ih, Wh, Yp, h0, plan, H, rev, need)
+
+
+def _gru_window_grads(dGH, dGIn, CARRY, X, W_ih, Wh, Yp, h0, plan, H, rev, need):
+    """The whole-window GRU gradients from ``dGH`` (3, N, H), ``dGIn`` (N, H) and the
+    carry into ``h0``."""
+    B = plan.B
+    N = dGH.shape[1]
+    dtype = dGH.dtype
     out = {}
     if 'h0' in need:
         out['h0'] = CARRY + numpy.matmul(dGH[:, :B], Wh).sum(axis=0)

@@ -1,5 +1,5 @@
 """The optional compiled CPU cell kernels (``seqdbr.rnn._cpu_cells``): the same results as
-the NumPy path of ``n_step_lstm`` (which tests/rnn/test_n_step.py checks against a plain
+the NumPy path of ``n_step_lstm``/``n_step_gru`` (which tests/rnn/test_n_step.py checks against a plain
 reference and numerical gradients, under both paths), saturation without inf/NaN, NaN
 propagation, and clear errors for misuse of the raw kernels.
 
@@ -27,58 +27,68 @@ def test_built_when_required():
     assert cpu_kernels.available, 'the C extension seqdbr.rnn._cpu_cells failed to build'
 
 
-def _params(I, H, n_layers, rng, scale, dtype):
+def _params(I, H, n_layers, rng, scale, dtype, G=4):
     ws, bs = [], []
     for layer in range(n_layers):
         inp = I if layer == 0 else H
-        ws.append([(rng.randn(4 * H, inp) * scale).astype(dtype),
-                   (rng.randn(4 * H, H) * scale).astype(dtype)])
-        bs.append([(rng.randn(4 * H) * scale).astype(dtype),
-                   (rng.randn(4 * H) * scale).astype(dtype)])
+        ws.append([(rng.randn(G * H, inp) * scale).astype(dtype),
+                   (rng.randn(G * H, H) * scale).astype(dtype)])
+        bs.append([(rng.randn(G * H) * scale).astype(dtype),
+                   (rng.randn(G * H) * scale).astype(dtype)])
     return ws, bs
 
 
-def _run(enabled, dtype, lengths, with_state, scale=0.5, seed=0, use_hy_only=False):
-    """Forward + backward of a 2-layer n_step_lstm; returns every output and gradient."""
+def _run(enabled, dtype, lengths, with_state, scale=0.5, seed=0, use_hy_only=False,
+         kind='lstm'):
+    """Forward + backward of a 2-layer n_step_lstm/gru; returns every output and gradient."""
     old = cpu_kernels.set_enabled(enabled)
     try:
         rng = numpy.random.RandomState(seed)
         I, H, L = 5, 7, 2
-        ws, bs = _params(I, H, L, rng, scale, dtype)
+        lstm = kind == 'lstm'
+        ws, bs = _params(I, H, L, rng, scale, dtype, G=4 if lstm else 3)
         wv = [[Variable(w.copy()) for w in p] for p in ws]
         bv = [[Variable(b.copy()) for b in p] for p in bs]
         xs = [Variable(rng.randn(n, I).astype(dtype)) for n in lengths]
         B = len(lengths)
         hx = Variable(rng.randn(L, B, H).astype(dtype)) if with_state else None
-        cx = Variable(rng.randn(L, B, H).astype(dtype)) if with_state else None
-        hy, cy, ys = F.n_step_lstm(L, 0.0, hx, cx, wv, bv, xs)
+        cx = Variable(rng.randn(L, B, H).astype(dtype)) if with_state and lstm else None
+        if lstm:
+            hy, cy, ys = F.n_step_lstm(L, 0.0, hx, cx, wv, bv, xs)
+        else:
+            (hy, ys), cy = F.n_step_gru(L, 0.0, hx, wv, bv, xs), None
         gys = [rng.randn(*y.shape).astype(dtype) for y in ys]
         if use_hy_only:
             loss = F.sum(hy * hy)
         else:
-            loss = F.sum(hy) + F.sum(cy * cy)
+            loss = F.sum(hy) + (F.sum(cy * cy) if lstm else 0)
             for y, g in zip(ys, gys):
                 loss = loss + F.sum(y * g)
         loss.backward()
-        out = {'hy': hy.array, 'cy': cy.array}
+        out = {'hy': hy.array}
+        if lstm:
+            out['cy'] = cy.array
         out.update({'y%d' % i: y.array for i, y in enumerate(ys)})
         out.update({'gx%d' % i: x.grad for i, x in enumerate(xs)})
         for k, (p, q) in enumerate(zip(wv, bv)):
             out['gW_ih%d' % k], out['gW_hh%d' % k] = p[0].grad, p[1].grad
             out['gb_ih%d' % k], out['gb_hh%d' % k] = q[0].grad, q[1].grad
         if with_state:
-            out['ghx'], out['gcx'] = hx.grad, cx.grad
+            out['ghx'] = hx.grad
+            if lstm:
+                out['gcx'] = cx.grad
         return out
     finally:
         cpu_kernels.set_enabled(old)
 
 
 @needs_kernels
+@pytest.mark.parametrize('kind', ['lstm', 'gru'])
 @pytest.mark.parametrize('lengths', [[1], [3, 3], [4, 1, 6, 2, 6], [9, 2]])
 @pytest.mark.parametrize('with_state', [False, True])
-def test_compiled_equals_numpy_float64(lengths, with_state):
-    a = _run(True, numpy.float64, lengths, with_state, seed=len(lengths))
-    b = _run(False, numpy.float64, lengths, with_state, seed=len(lengths))
+def test_compiled_equals_numpy_float64(kind, lengths, with_state):
+    a = _run(True, numpy.float64, lengths, with_state, seed=len(lengths), kind=kind)
+    b = _run(False, numpy.float64, lengths, with_state, seed=len(lengths), kind=kind)
     assert a.keys() == b.keys()
     for k in a:
         assert a[k].dtype == numpy.float64
@@ -86,23 +96,25 @@ def test_compiled_equals_numpy_float64(lengths, with_state):
 
 
 @needs_kernels
+@pytest.mark.parametrize('kind', ['lstm', 'gru'])
 @pytest.mark.parametrize('use_hy_only', [False, True])
-def test_compiled_float32_close_to_numpy_float64(use_hy_only):
+def test_compiled_float32_close_to_numpy_float64(kind, use_hy_only):
     # float32 with the polynomial exp against the float64 NumPy path
     lengths = [6, 1, 8, 8, 3]
-    a = _run(True, numpy.float32, lengths, True, seed=3, use_hy_only=use_hy_only)
-    b = _run(False, numpy.float64, lengths, True, seed=3, use_hy_only=use_hy_only)
+    a = _run(True, numpy.float32, lengths, True, seed=3, use_hy_only=use_hy_only, kind=kind)
+    b = _run(False, numpy.float64, lengths, True, seed=3, use_hy_only=use_hy_only, kind=kind)
     for k in a:
         assert a[k].dtype == numpy.float32
         assert_allclose(a[k], b[k], atol=2e-5, rtol=2e-4, err_msg=k)
 
 
 @needs_kernels
-def test_saturated_gates_stay_finite_and_exact():
+@pytest.mark.parametrize('kind', ['lstm', 'gru'])
+def test_saturated_gates_stay_finite_and_exact(kind):
     # weights ~ 2e3 drive most pre-activations far past exp's float32 range (|x| > 88):
     # no inf or NaN anywhere, and the float64 results are matched
-    a = _run(True, numpy.float32, [5, 2], True, scale=2e3, seed=1)
-    b = _run(False, numpy.float64, [5, 2], True, scale=2e3, seed=1)
+    a = _run(True, numpy.float32, [5, 2], True, scale=2e3, seed=1, kind=kind)
+    b = _run(False, numpy.float64, [5, 2], True, scale=2e3, seed=1, kind=kind)
     for k in a:
         assert numpy.isfinite(a[k]).all(), k
         assert_allclose(a[k], b[k], atol=1e-4, rtol=1e-3, err_msg=k)
@@ -170,6 +182,26 @@ def test_raw_kernel_errors_name_the_problem():
     with pytest.raises(ValueError, match='G4'):
         _cpu_cells.lstm_bwd_step(A, N, 0, 2, H, C, None, 0, None, C, C.copy(),
                                  numpy.zeros((4, N, H), numpy.float32), G4)
+
+
+@needs_kernels
+def test_raw_gru_kernel_errors():
+    from seqdbr.rnn import _cpu_cells
+    N, H, B = 2, 3, 1
+    A = numpy.zeros((3, N, H), numpy.float32)
+    Y = numpy.zeros((N, H), numpy.float32)
+    hh = numpy.zeros((3, B, H), numpy.float32)
+    bhn = numpy.zeros(H, numpy.float32)
+    with pytest.raises(ValueError, match='both be given'):
+        _cpu_cells.gru_fwd_step(A, N, 0, 1, H, hh, B * H, bhn, None, 0, Y, Y.copy())
+    with pytest.raises(ValueError, match='b_hn'):
+        _cpu_cells.gru_fwd_step(A, N, 0, 1, H, None, B * H, bhn[:2], None, 0, Y, Y.copy())
+    with pytest.raises(ValueError, match='smaller than'):
+        _cpu_cells.gru_fwd_step(A, N, 0, 1, H, numpy.zeros(9, numpy.float32), 1, bhn, Y, 0,
+                                Y.copy(), Y.copy())
+    with pytest.raises(ValueError, match='bad sizes'):      # Bn > Bt
+        _cpu_cells.gru_bwd_step(A, N, 0, 1, H, Y, None, 0, None, None, 2, Y.copy(), A.copy(),
+                                Y.copy(), numpy.zeros((1, 3 * H), numpy.float32))
 
 
 def test_set_enabled_without_extension_raises(monkeypatch):
