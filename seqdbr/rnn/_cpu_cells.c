@@ -1,5 +1,6 @@
 /*
- * seqdbr.rnn._cpu_cells: fused CPU cell arithmetic for the n-step LSTM and GRU recurrences.
+ * seqdbr.rnn._cpu_cells: fused CPU cell arithmetic for the n-step LSTM and GRU recurrences
+ * and for the stepwise cell F.lstm.
  *
  * Optional C extension (setup.py builds it with optional=True; seqdbr.rnn.cpu_kernels falls
  * back to NumPy when it is missing). It replaces the ~14 NumPy calls per forward step and
@@ -306,6 +307,54 @@ static void NAME(const T *a, Py_ssize_t gs, const T *ghn, const T *hp, const T *
 DEFINE_GRU_BWD(gru_bwd_f32, float, gru_bwd_row_f32)
 DEFINE_GRU_BWD(gru_bwd_f64, double, gru_bwd_row_f64)
 
+/* ---- the stepwise cell F.lstm: row-major (Bx, 4H) pre-activations [i f g o], unscaled ---- */
+
+#define CELL_FWD_ROW(NAME, T, EXP)                                                           \
+SEQDBR_CLONES static void NAME(const T *restrict x, const T *restrict cp, T *restrict act,  \
+                               T *restrict c, T *restrict tc, T *restrict h, Py_ssize_t H)  \
+{                                                                                            \
+    for (Py_ssize_t j = 0; j < H; j++) {                                                     \
+        T i = (T)1 / ((T)1 + EXP(-x[j]));                                                    \
+        T f = (T)1 / ((T)1 + EXP(-x[H + j]));                                                \
+        T g = (T)2 / ((T)1 + EXP((T)-2 * x[2 * H + j])) - (T)1;                              \
+        T o = (T)1 / ((T)1 + EXP(-x[3 * H + j]));                                            \
+        T cc = f * cp[j] + i * g;                                                            \
+        T t = (T)2 / ((T)1 + EXP((T)-2 * cc)) - (T)1;                                        \
+        act[j] = i; act[H + j] = f; act[2 * H + j] = g; act[3 * H + j] = o;                  \
+        c[j] = cc; tc[j] = t; h[j] = o * t;                                                  \
+    }                                                                                        \
+}
+
+CELL_FWD_ROW(cell_fwd_row_f32, float, exp_f32)
+CELL_FWD_ROW(cell_fwd_row_f64, double, exp)
+
+/* dc holds the incoming gradient of c (or zeros) and leaves with that of c_prev */
+#define CELL_BWD_ROW(NAME, T, HAS_GH)                                                        \
+SEQDBR_CLONES static void NAME(const T *restrict act, const T *restrict tc,                 \
+                               const T *restrict cp, const T *restrict gh, T *restrict dc,  \
+                               T *restrict gx, Py_ssize_t H)                                \
+{                                                                                            \
+    for (Py_ssize_t j = 0; j < H; j++) {                                                     \
+        T i = act[j], f = act[H + j], g = act[2 * H + j], o = act[3 * H + j];                \
+        T d_c = dc[j], vo = (T)0;                                                            \
+        if (HAS_GH) {                                                                        \
+            T t = tc[j];                                                                     \
+            vo = gh[j] * t * o * ((T)1 - o);                                                 \
+            d_c += gh[j] * o * ((T)1 - t * t);                                               \
+        }                                                                                    \
+        gx[j] = d_c * g * i * ((T)1 - i);                                                    \
+        gx[H + j] = d_c * cp[j] * f * ((T)1 - f);                                            \
+        gx[2 * H + j] = d_c * i * ((T)1 - g * g);                                            \
+        gx[3 * H + j] = vo;                                                                  \
+        dc[j] = d_c * f;                                                                     \
+    }                                                                                        \
+}
+
+CELL_BWD_ROW(cell_bwd_row_f32_1, float, 1)
+CELL_BWD_ROW(cell_bwd_row_f32_0, float, 0)
+CELL_BWD_ROW(cell_bwd_row_f64_1, double, 1)
+CELL_BWD_ROW(cell_bwd_row_f64_0, double, 0)
+
 /* ---- argument handling ----------------------------------------------------------------- */
 
 typedef struct {
@@ -573,10 +622,114 @@ fail:
     return NULL;
 }
 
+PyDoc_STRVAR(lstm_cell_fwd_doc,
+"lstm_cell_fwd(x, c_prev, Bx, H, act, c, tc, h)\n\n"
+"The stepwise cell: x (Bx, 4H) pre-activations [i f g o] -> act (Bx, 4H) activations,\n"
+"c, tanh(c), h (first Bx rows of c; tc and h are (Bx, H)) from c_prev (>= Bx rows).");
+
+static PyObject *lstm_cell_fwd(PyObject *self, PyObject *args)
+{
+    PyObject *ox, *ocp, *oact, *oc, *otc, *oh;
+    Py_ssize_t Bx, H;
+    if (!PyArg_ParseTuple(args, "OOnnOOOO", &ox, &ocp, &Bx, &H, &oact, &oc, &otc, &oh))
+        return NULL;
+    Buf b[6];
+    memset(b, 0, sizeof b);
+    char fmt = 0;
+    if (get_buf(ox, &b[0], 0, 0, "x", &fmt) || get_buf(ocp, &b[1], 0, 0, "c_prev", &fmt)
+        || get_buf(oact, &b[2], 1, 0, "act", &fmt) || get_buf(oc, &b[3], 1, 0, "c", &fmt)
+        || get_buf(otc, &b[4], 1, 0, "tc", &fmt) || get_buf(oh, &b[5], 1, 0, "h", &fmt))
+        goto fail;
+    if (Bx < 0 || H < 1) {
+        PyErr_Format(PyExc_ValueError, "bad sizes Bx=%zd H=%zd", Bx, H);
+        goto fail;
+    }
+    if (check_len(&b[0], 0, Bx * 4 * H, "x") || check_len(&b[1], 0, Bx * H, "c_prev")
+        || check_len(&b[2], 0, Bx * 4 * H, "act") || check_len(&b[3], 0, Bx * H, "c")
+        || check_len(&b[4], 0, Bx * H, "tc") || check_len(&b[5], 0, Bx * H, "h"))
+        goto fail;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t r = 0; r < Bx; r++) {
+        Py_ssize_t o = r * H, o4 = r * 4 * H;
+        if (fmt == 'f')
+            cell_fwd_row_f32(PTR(b[0], float, o4), PTR(b[1], float, o), PTR(b[2], float, o4),
+                             PTR(b[3], float, o), PTR(b[4], float, o), PTR(b[5], float, o), H);
+        else
+            cell_fwd_row_f64(PTR(b[0], double, o4), PTR(b[1], double, o),
+                             PTR(b[2], double, o4), PTR(b[3], double, o),
+                             PTR(b[4], double, o), PTR(b[5], double, o), H);
+    }
+    Py_END_ALLOW_THREADS
+    release(b, 6);
+    Py_RETURN_NONE;
+fail:
+    release(b, 6);
+    return NULL;
+}
+
+PyDoc_STRVAR(lstm_cell_bwd_doc,
+"lstm_cell_bwd(act, tc, c_prev, gh, Bx, H, dc, gx)\n\n"
+"Backward of lstm_cell_fwd: dc (>= Bx rows) holds the gradient of c on entry (zeros when\n"
+"none) and that of c_prev on exit; gh (Bx, H) or None; gx (Bx, 4H) gets the gradient of x.");
+
+static PyObject *lstm_cell_bwd(PyObject *self, PyObject *args)
+{
+    PyObject *oact, *otc, *ocp, *ogh, *odc, *ogx;
+    Py_ssize_t Bx, H;
+    if (!PyArg_ParseTuple(args, "OOOOnnOO", &oact, &otc, &ocp, &ogh, &Bx, &H, &odc, &ogx))
+        return NULL;
+    Buf b[6];
+    memset(b, 0, sizeof b);
+    char fmt = 0;
+    if (get_buf(oact, &b[0], 0, 0, "act", &fmt) || get_buf(otc, &b[1], 0, 0, "tc", &fmt)
+        || get_buf(ocp, &b[2], 0, 0, "c_prev", &fmt) || get_buf(ogh, &b[3], 0, 1, "gh", &fmt)
+        || get_buf(odc, &b[4], 1, 0, "dc", &fmt) || get_buf(ogx, &b[5], 1, 0, "gx", &fmt))
+        goto fail;
+    if (Bx < 0 || H < 1) {
+        PyErr_Format(PyExc_ValueError, "bad sizes Bx=%zd H=%zd", Bx, H);
+        goto fail;
+    }
+    if (check_len(&b[0], 0, Bx * 4 * H, "act") || check_len(&b[1], 0, Bx * H, "tc")
+        || check_len(&b[2], 0, Bx * H, "c_prev") || check_len(&b[3], 0, Bx * H, "gh")
+        || check_len(&b[4], 0, Bx * H, "dc") || check_len(&b[5], 0, Bx * 4 * H, "gx"))
+        goto fail;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t r = 0; r < Bx; r++) {
+        Py_ssize_t o = r * H, o4 = r * 4 * H;
+        if (fmt == 'f') {
+            if (b[3].held)
+                cell_bwd_row_f32_1(PTR(b[0], float, o4), PTR(b[1], float, o),
+                                   PTR(b[2], float, o), PTR(b[3], float, o),
+                                   PTR(b[4], float, o), PTR(b[5], float, o4), H);
+            else
+                cell_bwd_row_f32_0(PTR(b[0], float, o4), PTR(b[1], float, o),
+                                   PTR(b[2], float, o), NULL, PTR(b[4], float, o),
+                                   PTR(b[5], float, o4), H);
+        } else {
+            if (b[3].held)
+                cell_bwd_row_f64_1(PTR(b[0], double, o4), PTR(b[1], double, o),
+                                   PTR(b[2], double, o), PTR(b[3], double, o),
+                                   PTR(b[4], double, o), PTR(b[5], double, o4), H);
+            else
+                cell_bwd_row_f64_0(PTR(b[0], double, o4), PTR(b[1], double, o),
+                                   PTR(b[2], double, o), NULL, PTR(b[4], double, o),
+                                   PTR(b[5], double, o4), H);
+        }
+    }
+    Py_END_ALLOW_THREADS
+    release(b, 6);
+    Py_RETURN_NONE;
+fail:
+    release(b, 6);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"lstm_fwd_step", lstm_fwd_step, METH_VARARGS, lstm_fwd_step_doc},
     {"lstm_bwd_step", lstm_bwd_step, METH_VARARGS, lstm_bwd_step_doc},
     {"gru_fwd_step", gru_fwd_step, METH_VARARGS, gru_fwd_step_doc},
+    {"lstm_cell_fwd", lstm_cell_fwd, METH_VARARGS, lstm_cell_fwd_doc},
+    {"lstm_cell_bwd", lstm_cell_bwd, METH_VARARGS, lstm_cell_bwd_doc},
     {"gru_bwd_step", gru_bwd_step, METH_VARARGS, gru_bwd_step_doc},
     {NULL, NULL, 0, NULL}
 };

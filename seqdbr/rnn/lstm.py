@@ -2,20 +2,23 @@
 
 One function node computes all four gates, the new cell state and the output from
 the gate pre-activations, so a step of an LSTM is ``linear`` (input) + ``linear``
-(recurrent) + this node. On the CPU the activations are computed in place on one
-``(B', 4H)`` buffer that backward reuses; on the GPU one elementwise kernel does
-the forward and one the backward (``seqdbr.rnn.kernels``).
+(recurrent) + this node. On the CPU one fused C pass does the forward and one the
+backward when the optional extension is built (``seqdbr.rnn.cpu_kernels``); otherwise
+NumPy computes the activations in place on one ``(B', 4H)`` buffer that backward reuses.
+On the GPU one elementwise kernel does the forward and one the backward
+(``seqdbr.rnn.kernels``).
 """
 import numpy
 
 from seqdbr.core import backend
 from seqdbr.core.function_node import FunctionNode
 from seqdbr.core.variable import Variable
-from seqdbr.rnn import kernels
+from seqdbr.rnn import cpu_kernels, kernels
 
 __all__ = ['lstm']
 
 _scale_cache = {}
+_C_DTYPES = (numpy.dtype(numpy.float32), numpy.dtype(numpy.float64))
 
 
 def _gate_scale(H, dtype):
@@ -64,6 +67,21 @@ class LSTM(FunctionNode):
         c_prev, x = inputs
         B, H = c_prev.shape
         Bx = x.shape[0]
+        cells = cpu_kernels.cells()
+        if cells is not None and x.dtype in _C_DTYPES:
+            # compiled path: one fused pass (seqdbr.rnn.cpu_kernels)
+            x = numpy.ascontiguousarray(x)
+            c_prev = numpy.ascontiguousarray(c_prev)
+            a = numpy.empty_like(x)
+            c = numpy.empty_like(c_prev)
+            tc = numpy.empty((Bx, H), dtype=x.dtype)
+            h = numpy.empty((Bx, H), dtype=x.dtype)
+            cells.lstm_cell_fwd(x, c_prev, Bx, H, a, c, tc, h)
+            if Bx < B:
+                c[Bx:] = c_prev[Bx:]
+            self.act = a
+            self.tc = tc
+            return c, h
         a = _lstm_activations_cpu(x)
         i = a[:, :H]
         f = a[:, H:2 * H]
@@ -111,6 +129,18 @@ class LSTM(FunctionNode):
         a = self.act
         Bx = a.shape[0]
         tc = self.tc
+        cells = cpu_kernels.cells()
+        if cells is not None and a.dtype in _C_DTYPES:
+            gc_prev = numpy.empty_like(c_prev)
+            if gc is None:
+                gc_prev.fill(0)
+            else:
+                gc_prev[...] = gc
+            gx = numpy.empty_like(a)
+            cells.lstm_cell_bwd(a, tc, numpy.ascontiguousarray(c_prev),
+                                None if gh is None else numpy.ascontiguousarray(gh, a.dtype),
+                                Bx, H, gc_prev, gx)
+            return gc_prev, gx
         i = a[:, :H]
         f = a[:, H:2 * H]
         g = a[:, 2 * H:3 * H]

@@ -12,18 +12,10 @@ from seqdbr.core.config import using_config
 from seqdbr.core.functions.noise import set_seed as set_dropout_seed
 from seqdbr.core.variable import Variable
 from seqdbr.gradient_check import check_backward, assert_allclose
-from seqdbr.rnn import cpu_kernels
 from seqdbr.rnn.n_step import _SeqBatch
 
-
-@pytest.fixture(autouse=True, params=['compiled', 'numpy'])
-def cpu_path(request):
-    """Every test here runs with the compiled CPU cell kernels and with the NumPy code."""
-    if request.param == 'compiled' and not cpu_kernels.available:
-        pytest.skip('seqdbr.rnn._cpu_cells is not built (no C compiler at install time)')
-    old = cpu_kernels.set_enabled(request.param == 'compiled')
-    yield request.param
-    cpu_kernels.set_enabled(old)
+# every test here runs with the compiled CPU cell kernels and with the NumPy code
+pytestmark = pytest.mark.usefixtures('cpu_path')
 
 
 # -- NumPy reference --------------------------------------------------------------------------
