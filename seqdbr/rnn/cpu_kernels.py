@@ -1,12 +1,18 @@
-"""Optional compiled CPU kernels for the n-step recurrence (``seqdbr.rnn._cpu_cells``).
+"""Optional compiled CPU kernels for the recurrences (``seqdbr.rnn._cpu_cells``).
 
 ``pip install`` builds the C extension when a C compiler is present (``setup.py``, marked
-optional, so an install without one still succeeds). When it is importable, the CPU
-n-step LSTM (:mod:`seqdbr.rnn.n_step`) does each step's cell arithmetic in one fused,
-vectorised C pass instead of about 14 (forward) and 20 (backward) NumPy calls; the
-per-step ``h W_hh^T`` matmul stays with NumPy's BLAS. Both paths compute the same
-function (float32 results agree to about 1e-6 relative; the C float32 ``exp`` is a
-polynomial with relative error below 2e-7, the float64 one is libm's).
+optional, so an install without one still succeeds). When it is importable:
+
+* the CPU n-step LSTM and GRU (:mod:`seqdbr.rnn.n_step`) do each step's cell arithmetic in
+  one fused, vectorised C pass instead of about 14 (LSTM forward) to 20 (backward) NumPy
+  calls; the per-step ``h W_hh^T`` matmul stays with NumPy's BLAS;
+* the stepwise cell :func:`seqdbr.functions.lstm` (``L.LSTM``, ``L.StatelessLSTM``) runs its
+  forward and its backward as one C pass each.
+
+Both paths compute the same function: float64 results agree to rounding (1e-13), float32
+ones to about 1e-6 relative (the C float32 ``exp`` is a polynomial with relative error below
+2e-7; the float64 one is libm's). A saturated float32 sigmoid may come out as a subnormal
+(~6e-39) instead of 0. Other dtypes (float16) and CuPy arrays use the NumPy/CuPy code.
 
 Set the environment variable ``SEQDBR_CPU_KERNELS=0`` (read at import) or call
 :func:`set_enabled` to use the NumPy code even when the extension is built.

@@ -204,6 +204,21 @@ def test_raw_gru_kernel_errors():
                                 Y.copy(), numpy.zeros((1, 3 * H), numpy.float32))
 
 
+@needs_kernels
+def test_raw_cell_kernel_errors():
+    from seqdbr.rnn import _cpu_cells
+    B, H = 2, 3
+    x = numpy.zeros((B, 4 * H), numpy.float32)
+    c = numpy.zeros((B, H), numpy.float32)
+    with pytest.raises(ValueError, match='c_prev'):       # fewer rows than Bx
+        _cpu_cells.lstm_cell_fwd(x, c[:1], B, H, x.copy(), c.copy(), c.copy(), c.copy())
+    with pytest.raises(TypeError, match='float64 but the other arrays are float32'):
+        _cpu_cells.lstm_cell_fwd(x, c.astype(numpy.float64), B, H, x.copy(), c.copy(),
+                                 c.copy(), c.copy())
+    with pytest.raises(ValueError, match='gx'):
+        _cpu_cells.lstm_cell_bwd(x, c, c, None, B, H, c.copy(), x[:1].copy())
+
+
 def test_set_enabled_without_extension_raises(monkeypatch):
     monkeypatch.setattr(cpu_kernels, 'available', False)
     monkeypatch.setattr(cpu_kernels, '_enabled', False)
