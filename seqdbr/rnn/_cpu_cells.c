@@ -420,6 +420,38 @@ static void release(Buf *bufs, int n)
 
 #define PTR(b, T, off) ((b).held ? (T *)(b).view.buf + (off) : NULL)
 
+/* One array argument of a kernel: the object, whether it is written or may be None, and
+ * the elements [off, off + n) the kernel touches. */
+typedef struct {
+    PyObject *obj;
+    const char *name;
+    int writable, optional;
+    Py_ssize_t off, n;
+} Arg;
+
+/* Acquire every argument's buffer (all of one dtype, returned in *fmt), then check that
+ * the touched elements lie inside each. On failure an exception is set; the caller
+ * releases what was acquired (release(b, n) is always safe). */
+static int acquire(const Arg *a, Buf *b, int n, char *fmt)
+{
+    memset(b, 0, (size_t)n * sizeof *b);
+    *fmt = 0;
+    for (int i = 0; i < n; i++)
+        if (get_buf(a[i].obj, &b[i], a[i].writable, a[i].optional, a[i].name, fmt))
+            return -1;
+    for (int i = 0; i < n; i++)
+        if (check_len(&b[i], a[i].off, a[i].n, a[i].name))
+            return -1;
+    return 0;
+}
+
+static int bad_sizes(int bad, Py_ssize_t N, Py_ssize_t s, Py_ssize_t Bt, Py_ssize_t H)
+{
+    if (bad)
+        PyErr_Format(PyExc_ValueError, "bad sizes N=%zd s=%zd Bt=%zd H=%zd", N, s, Bt, H);
+    return bad;
+}
+
 PyDoc_STRVAR(lstm_fwd_step_doc,
 "lstm_fwd_step(A, N, s, Bt, H, hh, cprev, cprev_off, C, TC, Y)\n\n"
 "One forward step of the gate-major n-step LSTM recurrence (see the module comment):\n"
@@ -434,20 +466,14 @@ static PyObject *lstm_fwd_step(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "OnnnnOOnOOO", &oA, &N, &s, &Bt, &H, &ohh, &ocp, &cpo, &oC,
                           &oTC, &oY))
         return NULL;
+    if (bad_sizes(N < 0 || H < 1 || s < 0 || Bt < 0 || s + Bt > N, N, s, Bt, H))
+        return NULL;
+    const Arg a[6] = {{oA, "A", 1, 0, 0, 4 * N * H}, {ohh, "hh", 0, 1, 0, Bt * 4 * H},
+                      {ocp, "cprev", 0, 1, cpo, Bt * H}, {oC, "C", 1, 0, 0, N * H},
+                      {oTC, "TC", 1, 0, 0, N * H}, {oY, "Y", 1, 0, 0, N * H}};
     Buf b[6];
-    memset(b, 0, sizeof b);
-    char fmt = 0;
-    if (get_buf(oA, &b[0], 1, 0, "A", &fmt) || get_buf(ohh, &b[1], 0, 1, "hh", &fmt)
-        || get_buf(ocp, &b[2], 0, 1, "cprev", &fmt) || get_buf(oC, &b[3], 1, 0, "C", &fmt)
-        || get_buf(oTC, &b[4], 1, 0, "TC", &fmt) || get_buf(oY, &b[5], 1, 0, "Y", &fmt))
-        goto fail;
-    if (N < 0 || H < 1 || s < 0 || Bt < 0 || s + Bt > N) {
-        PyErr_Format(PyExc_ValueError, "bad sizes N=%zd s=%zd Bt=%zd H=%zd", N, s, Bt, H);
-        goto fail;
-    }
-    if (check_len(&b[0], 0, 4 * N * H, "A") || check_len(&b[1], 0, Bt * 4 * H, "hh")
-        || check_len(&b[2], cpo, Bt * H, "cprev") || check_len(&b[3], 0, N * H, "C")
-        || check_len(&b[4], 0, N * H, "TC") || check_len(&b[5], 0, N * H, "Y"))
+    char fmt;
+    if (acquire(a, b, 6, &fmt))
         goto fail;
     Py_ssize_t o = s * H, gs = N * H;
     Py_BEGIN_ALLOW_THREADS
@@ -480,22 +506,15 @@ static PyObject *lstm_bwd_step(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "OnnnnOOnOOOOO", &oA, &N, &s, &Bt, &H, &oTC, &ocp, &cpo,
                           &ogy, &odh, &odc, &odg, &og4))
         return NULL;
+    if (bad_sizes(N < 0 || H < 1 || s < 0 || Bt < 0 || s + Bt > N, N, s, Bt, H))
+        return NULL;
+    const Arg a[8] = {{oA, "A", 0, 0, 0, 4 * N * H}, {oTC, "TC", 0, 0, 0, N * H},
+                      {ocp, "cprev", 0, 1, cpo, Bt * H}, {ogy, "gY", 0, 1, 0, N * H},
+                      {odh, "DH", 0, 0, 0, Bt * H}, {odc, "DC", 1, 0, 0, Bt * H},
+                      {odg, "dG", 1, 0, 0, 4 * N * H}, {og4, "G4", 1, 0, 0, Bt * 4 * H}};
     Buf b[8];
-    memset(b, 0, sizeof b);
-    char fmt = 0;
-    if (get_buf(oA, &b[0], 0, 0, "A", &fmt) || get_buf(oTC, &b[1], 0, 0, "TC", &fmt)
-        || get_buf(ocp, &b[2], 0, 1, "cprev", &fmt) || get_buf(ogy, &b[3], 0, 1, "gY", &fmt)
-        || get_buf(odh, &b[4], 0, 0, "DH", &fmt) || get_buf(odc, &b[5], 1, 0, "DC", &fmt)
-        || get_buf(odg, &b[6], 1, 0, "dG", &fmt) || get_buf(og4, &b[7], 1, 0, "G4", &fmt))
-        goto fail;
-    if (N < 0 || H < 1 || s < 0 || Bt < 0 || s + Bt > N) {
-        PyErr_Format(PyExc_ValueError, "bad sizes N=%zd s=%zd Bt=%zd H=%zd", N, s, Bt, H);
-        goto fail;
-    }
-    if (check_len(&b[0], 0, 4 * N * H, "A") || check_len(&b[1], 0, N * H, "TC")
-        || check_len(&b[2], cpo, Bt * H, "cprev") || check_len(&b[3], 0, N * H, "gY")
-        || check_len(&b[4], 0, Bt * H, "DH") || check_len(&b[5], 0, Bt * H, "DC")
-        || check_len(&b[6], 0, 4 * N * H, "dG") || check_len(&b[7], 0, Bt * 4 * H, "G4"))
+    char fmt;
+    if (acquire(a, b, 8, &fmt))
         goto fail;
     Py_ssize_t o = s * H, gs = N * H;
     Py_BEGIN_ALLOW_THREADS
@@ -530,24 +549,18 @@ static PyObject *gru_fwd_step(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "OnnnnOnOOnOO", &oA, &N, &s, &Bt, &H, &ohh, &hs, &obhn, &ohp,
                           &hpo, &oG, &oY))
         return NULL;
-    Buf b[6];
-    memset(b, 0, sizeof b);
-    char fmt = 0;
-    if (get_buf(oA, &b[0], 1, 0, "A", &fmt) || get_buf(ohh, &b[1], 0, 1, "hh", &fmt)
-        || get_buf(obhn, &b[2], 0, 0, "b_hn", &fmt) || get_buf(ohp, &b[3], 0, 1, "hprev", &fmt)
-        || get_buf(oG, &b[4], 1, 0, "GHN", &fmt) || get_buf(oY, &b[5], 1, 0, "Y", &fmt))
-        goto fail;
-    if (N < 0 || H < 1 || s < 0 || Bt < 0 || s + Bt > N || hs < 0) {
-        PyErr_Format(PyExc_ValueError, "bad sizes N=%zd s=%zd Bt=%zd H=%zd", N, s, Bt, H);
-        goto fail;
-    }
-    if (b[1].held != b[3].held) {
+    if (bad_sizes(N < 0 || H < 1 || s < 0 || Bt < 0 || s + Bt > N || hs < 0, N, s, Bt, H))
+        return NULL;
+    if ((ohh == Py_None) != (ohp == Py_None)) {
         PyErr_SetString(PyExc_ValueError, "hh and hprev must both be given or both be None");
-        goto fail;
+        return NULL;
     }
-    if (check_len(&b[0], 0, 3 * N * H, "A") || check_len(&b[1], 2 * hs, Bt * H, "hh")
-        || check_len(&b[2], 0, H, "b_hn") || check_len(&b[3], hpo, Bt * H, "hprev")
-        || check_len(&b[4], 0, N * H, "GHN") || check_len(&b[5], 0, N * H, "Y"))
+    const Arg a[6] = {{oA, "A", 1, 0, 0, 3 * N * H}, {ohh, "hh", 0, 1, 2 * hs, Bt * H},
+                      {obhn, "b_hn", 0, 0, 0, H}, {ohp, "hprev", 0, 1, hpo, Bt * H},
+                      {oG, "GHN", 1, 0, 0, N * H}, {oY, "Y", 1, 0, 0, N * H}};
+    Buf b[6];
+    char fmt;
+    if (acquire(a, b, 6, &fmt))
         goto fail;
     if (b[1].held && hs < Bt * H) {
         PyErr_Format(PyExc_ValueError, "hh_gate_stride %zd is smaller than Bt*H = %zd", hs,
@@ -584,25 +597,19 @@ static PyObject *gru_bwd_step(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "OnnnnOOnOOnOOOO", &oA, &N, &s, &Bt, &H, &oG, &ohp, &hpo,
                           &ogy, &om, &Bn, &oc, &odgh, &odgin, &og3))
         return NULL;
-    Buf b[9];
-    memset(b, 0, sizeof b);
-    char fmt = 0;
-    if (get_buf(oA, &b[0], 0, 0, "A", &fmt) || get_buf(oG, &b[1], 0, 0, "GHN", &fmt)
-        || get_buf(ohp, &b[2], 0, 1, "hprev", &fmt) || get_buf(ogy, &b[3], 0, 1, "gY", &fmt)
-        || get_buf(om, &b[4], 0, 1, "M", &fmt) || get_buf(oc, &b[5], 1, 0, "CARRY", &fmt)
-        || get_buf(odgh, &b[6], 1, 0, "dGH", &fmt) || get_buf(odgin, &b[7], 1, 0, "dGIn", &fmt)
-        || get_buf(og3, &b[8], 1, 0, "G3", &fmt))
-        goto fail;
     if (N < 0 || H < 1 || s < 0 || Bt < 0 || s + Bt > N || Bn < 0 || Bn > Bt) {
         PyErr_Format(PyExc_ValueError, "bad sizes N=%zd s=%zd Bt=%zd Bn=%zd H=%zd", N, s, Bt,
                      Bn, H);
-        goto fail;
+        return NULL;
     }
-    if (check_len(&b[0], 0, 3 * N * H, "A") || check_len(&b[1], 0, N * H, "GHN")
-        || check_len(&b[2], hpo, Bt * H, "hprev") || check_len(&b[3], 0, N * H, "gY")
-        || check_len(&b[4], 0, Bn * H, "M") || check_len(&b[5], 0, Bt * H, "CARRY")
-        || check_len(&b[6], 0, 3 * N * H, "dGH") || check_len(&b[7], 0, N * H, "dGIn")
-        || check_len(&b[8], 0, Bt * 3 * H, "G3"))
+    const Arg a[9] = {{oA, "A", 0, 0, 0, 3 * N * H}, {oG, "GHN", 0, 0, 0, N * H},
+                      {ohp, "hprev", 0, 1, hpo, Bt * H}, {ogy, "gY", 0, 1, 0, N * H},
+                      {om, "M", 0, 1, 0, Bn * H}, {oc, "CARRY", 1, 0, 0, Bt * H},
+                      {odgh, "dGH", 1, 0, 0, 3 * N * H}, {odgin, "dGIn", 1, 0, 0, N * H},
+                      {og3, "G3", 1, 0, 0, Bt * 3 * H}};
+    Buf b[9];
+    char fmt;
+    if (acquire(a, b, 9, &fmt))
         goto fail;
     Py_ssize_t o = s * H, gs = N * H;
     Py_BEGIN_ALLOW_THREADS
@@ -633,20 +640,14 @@ static PyObject *lstm_cell_fwd(PyObject *self, PyObject *args)
     Py_ssize_t Bx, H;
     if (!PyArg_ParseTuple(args, "OOnnOOOO", &ox, &ocp, &Bx, &H, &oact, &oc, &otc, &oh))
         return NULL;
+    if (bad_sizes(Bx < 0 || H < 1, Bx, 0, Bx, H))
+        return NULL;
+    const Arg a[6] = {{ox, "x", 0, 0, 0, Bx * 4 * H}, {ocp, "c_prev", 0, 0, 0, Bx * H},
+                      {oact, "act", 1, 0, 0, Bx * 4 * H}, {oc, "c", 1, 0, 0, Bx * H},
+                      {otc, "tc", 1, 0, 0, Bx * H}, {oh, "h", 1, 0, 0, Bx * H}};
     Buf b[6];
-    memset(b, 0, sizeof b);
-    char fmt = 0;
-    if (get_buf(ox, &b[0], 0, 0, "x", &fmt) || get_buf(ocp, &b[1], 0, 0, "c_prev", &fmt)
-        || get_buf(oact, &b[2], 1, 0, "act", &fmt) || get_buf(oc, &b[3], 1, 0, "c", &fmt)
-        || get_buf(otc, &b[4], 1, 0, "tc", &fmt) || get_buf(oh, &b[5], 1, 0, "h", &fmt))
-        goto fail;
-    if (Bx < 0 || H < 1) {
-        PyErr_Format(PyExc_ValueError, "bad sizes Bx=%zd H=%zd", Bx, H);
-        goto fail;
-    }
-    if (check_len(&b[0], 0, Bx * 4 * H, "x") || check_len(&b[1], 0, Bx * H, "c_prev")
-        || check_len(&b[2], 0, Bx * 4 * H, "act") || check_len(&b[3], 0, Bx * H, "c")
-        || check_len(&b[4], 0, Bx * H, "tc") || check_len(&b[5], 0, Bx * H, "h"))
+    char fmt;
+    if (acquire(a, b, 6, &fmt))
         goto fail;
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t r = 0; r < Bx; r++) {
@@ -678,20 +679,14 @@ static PyObject *lstm_cell_bwd(PyObject *self, PyObject *args)
     Py_ssize_t Bx, H;
     if (!PyArg_ParseTuple(args, "OOOOnnOO", &oact, &otc, &ocp, &ogh, &Bx, &H, &odc, &ogx))
         return NULL;
+    if (bad_sizes(Bx < 0 || H < 1, Bx, 0, Bx, H))
+        return NULL;
+    const Arg a[6] = {{oact, "act", 0, 0, 0, Bx * 4 * H}, {otc, "tc", 0, 0, 0, Bx * H},
+                      {ocp, "c_prev", 0, 0, 0, Bx * H}, {ogh, "gh", 0, 1, 0, Bx * H},
+                      {odc, "dc", 1, 0, 0, Bx * H}, {ogx, "gx", 1, 0, 0, Bx * 4 * H}};
     Buf b[6];
-    memset(b, 0, sizeof b);
-    char fmt = 0;
-    if (get_buf(oact, &b[0], 0, 0, "act", &fmt) || get_buf(otc, &b[1], 0, 0, "tc", &fmt)
-        || get_buf(ocp, &b[2], 0, 0, "c_prev", &fmt) || get_buf(ogh, &b[3], 0, 1, "gh", &fmt)
-        || get_buf(odc, &b[4], 1, 0, "dc", &fmt) || get_buf(ogx, &b[5], 1, 0, "gx", &fmt))
-        goto fail;
-    if (Bx < 0 || H < 1) {
-        PyErr_Format(PyExc_ValueError, "bad sizes Bx=%zd H=%zd", Bx, H);
-        goto fail;
-    }
-    if (check_len(&b[0], 0, Bx * 4 * H, "act") || check_len(&b[1], 0, Bx * H, "tc")
-        || check_len(&b[2], 0, Bx * H, "c_prev") || check_len(&b[3], 0, Bx * H, "gh")
-        || check_len(&b[4], 0, Bx * H, "dc") || check_len(&b[5], 0, Bx * 4 * H, "gx"))
+    char fmt;
+    if (acquire(a, b, 6, &fmt))
         goto fail;
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t r = 0; r < Bx; r++) {
