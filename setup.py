@@ -1,8 +1,8 @@
 """Build hook for the optional C extension ``seqdbr.rnn._cpu_cells``.
 
-Everything else about the package lives in pyproject.toml. The extension (fused LSTM cell
-arithmetic for the CPU n-step path, see seqdbr/rnn/_cpu_cells.c) is ``optional=True``: on a
-machine without a C compiler the install still succeeds and seqdbr uses its NumPy code
+Everything else about the package lives in pyproject.toml. The extension (fused cell
+arithmetic for the CPU n-step LSTM/GRU and the stepwise LSTM cell, see
+seqdbr/rnn/_cpu_cells.c) is ``optional=True``: on a machine without a C compiler the install still succeeds and seqdbr uses its NumPy code
 (``seqdbr.rnn.cpu_kernels.available`` tells which one runs).
 """
 import os

@@ -15,7 +15,7 @@ PyTorch, for a side-by-side run on the same machine.
 The corpus is read from ``--corpus`` (a path), else ``../shared/data/tinyshakespeare/
 input.txt`` beside the project, else the ``tinyshakespeare`` catalog entry (cache/download).
 
-    python benchmarks/charlm_quality.py --minutes 10 --out runs/quality
+    python benchmarks/charlm_quality.py --minutes 6 --out runs/quality
 """
 import argparse
 import json
@@ -37,7 +37,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('--corpus', default=None)
-    p.add_argument('--minutes', type=float, default=10.0)
+    p.add_argument('--minutes', type=float, default=6.0)
     p.add_argument('--eval-every', type=int, default=100)
     p.add_argument('--target', type=float, default=1.56)
     p.add_argument('--out', default='runs/quality')

@@ -15,13 +15,13 @@ that the two runs are the same mathematical procedure:
 * PyTorch's LSTM has two bias vectors with identical gradients, each moved by Adam, so
   their sum moves twice as far: seqdbr's single bias gets ``alpha = 4e-3``;
 * PyTorch adds ``eps`` to ``sqrt(v_hat)``, seqdbr (like Chainer and Kingma & Ba's
-  "epsilon hat") to ``sqrt(v)``: with ``--torch-eps`` (default on) seqdbr's eps is set to
-  ``1e-8 * sqrt(1 - beta2**t)`` at step ``t``, which makes the two updates identical.
+  "epsilon hat") to ``sqrt(v)``: seqdbr's eps is set to ``1e-8 * sqrt(1 - beta2**t)`` at
+  step ``t`` (``--no-torch-eps`` keeps 1e-8), which makes the two updates identical.
 
 Prints JSON: the loss of each step on both sides, the largest difference, and the largest
 parameter difference at the end. Measured 2026-11-29 (``results/crosscheck_torch_charlm.json``):
-over 30 steps every loss agrees to 8.9e-16 and the parameters to 2.8e-15 with the eps
-mapping; without it the first update already moves the next loss by 1.6e-4 and the losses
+over 30 steps every loss agrees to 8.9e-16 and every weight and bias to 2.8e-15 with the
+eps mapping; without it the first update already moves the next loss by 1.6e-4 and the losses
 drift apart by up to 3.8e-3 (the eps placement matters while ``v`` is small).
 """
 import argparse
@@ -108,19 +108,20 @@ def main():
                            mode='window')
         losses.append((loss.item(), ours))
     final = model.canonical_arrays()
-    theirs = dict(arrays)
-    theirs['embed/W'] = tm.embed.weight.detach().numpy()
-    theirs['out/W'] = tm.out.weight.detach().numpy()
+    theirs = {'embed/W': tm.embed.weight, 'out/W': tm.out.weight, 'out/b': tm.out.bias}
+    theirs = {k: v.detach().numpy() for k, v in theirs.items()}
     for l in range(2):
         theirs['rnn/%d/W_hh' % l] = getattr(tm.rnn, 'weight_hh_l%d' % l).detach().numpy()
         theirs['rnn/%d/W_ih' % l] = getattr(tm.rnn, 'weight_ih_l%d' % l).detach().numpy()
+        theirs['rnn/%d/b' % l] = (getattr(tm.rnn, 'bias_ih_l%d' % l)
+                                  + getattr(tm.rnn, 'bias_hh_l%d' % l)).detach().numpy()
     print(json.dumps({
         'benchmark': 'crosscheck_torch_charlm', 'torch': torch.__version__,
         'steps': args.steps, 'torch_eps_mapping': args.torch_eps, 'dtype': 'float64',
         'max_abs_loss_diff': max(abs(a - b) for a, b in losses),
         'max_abs_param_diff': max(float(numpy.abs(final[k] - theirs[k]).max())
-                                  for k in ('embed/W', 'out/W', 'rnn/0/W_ih', 'rnn/0/W_hh',
-                                            'rnn/1/W_ih', 'rnn/1/W_hh')),
+                                  for k in theirs),
+        'params_compared': sorted(theirs),
         'losses_torch_seqdbr': [[round(a, 12), round(b, 12)] for a, b in losses],
         'loadavg_1m': os.getloadavg()[0],
     }, indent=1))

@@ -34,7 +34,7 @@ _enabled = available and os.environ.get('SEQDBR_CPU_KERNELS', '1') != '0'
 
 
 def enabled():
-    """True when the n-step CPU path uses the compiled kernels."""
+    """True when the CPU recurrences (n-step LSTM/GRU, ``F.lstm``) use the compiled kernels."""
     return _enabled
 
 
@@ -56,5 +56,5 @@ def set_enabled(flag):
 
 
 def cells():
-    """The extension module when enabled, else None (for the n-step code)."""
+    """The extension module when enabled, else None (for ``n_step`` and ``lstm``)."""
     return _cpu_cells if _enabled else None
