@@ -22,6 +22,8 @@ Attributes:
 """
 import os
 
+import numpy
+
 try:
     from seqdbr.rnn import _cpu_cells
 except ImportError:         # not built (no compiler at install time, or a source checkout)
@@ -55,6 +57,15 @@ def set_enabled(flag):
     return old
 
 
+_DTYPES = (numpy.dtype(numpy.float32), numpy.dtype(numpy.float64))
+
+
+def cells_for(dtype):
+    """The extension module when it is enabled and handles ``dtype`` (float32, float64),
+    else None: the caller then runs its NumPy code (used by ``n_step`` and ``lstm``)."""
+    return _cpu_cells if _enabled and dtype in _DTYPES else None
+
+
 def cells():
-    """The extension module when enabled, else None (for ``n_step`` and ``lstm``)."""
+    """The extension module when enabled, else None."""
     return _cpu_cells if _enabled else None

@@ -18,7 +18,6 @@ from seqdbr.rnn import cpu_kernels, kernels
 __all__ = ['lstm']
 
 _scale_cache = {}
-_C_DTYPES = (numpy.dtype(numpy.float32), numpy.dtype(numpy.float64))
 
 
 def _gate_scale(H, dtype):
@@ -67,8 +66,8 @@ class LSTM(FunctionNode):
         c_prev, x = inputs
         B, H = c_prev.shape
         Bx = x.shape[0]
-        cells = cpu_kernels.cells()
-        if cells is not None and x.dtype in _C_DTYPES:
+        cells = cpu_kernels.cells_for(x.dtype)
+        if cells is not None:
             # compiled path: one fused pass (seqdbr.rnn.cpu_kernels)
             x = numpy.ascontiguousarray(x)
             c_prev = numpy.ascontiguousarray(c_prev)
@@ -129,8 +128,8 @@ class LSTM(FunctionNode):
         a = self.act
         Bx = a.shape[0]
         tc = self.tc
-        cells = cpu_kernels.cells()
-        if cells is not None and a.dtype in _C_DTYPES:
+        cells = cpu_kernels.cells_for(a.dtype)
+        if cells is not None:
             gc_prev = numpy.empty_like(c_prev)
             if gc is None:
                 gc_prev.fill(0)

@@ -344,8 +344,6 @@ def _input_grad_cpu(dG, W_ih, H):
     return _sum_gate_matmuls(dG, W_ih.reshape(G, H, -1))
 
 
-_C_DTYPES = (numpy.dtype(numpy.float32), numpy.dtype(numpy.float64))
-
 # LSTM: internal order [i f o g] (the three sigmoid gates adjacent), scaled -1 (sigmoid
 # gates) and -2 (candidate), so that ONE exp pass gives every gate:
 #     sigmoid(x) = 1 / (1 + exp(-x)),  tanh(x) = 2 sigmoid(2x) - 1.
@@ -367,15 +365,13 @@ def _lstm_forward_cpu(X, W_ih, W_hh, b_ih, b_hh, h0, c0, plan, H, rev):
     C = numpy.empty((N, H), dtype=dtype)
     TC = numpy.empty((N, H), dtype=dtype)
     hh = numpy.empty((B, 4 * H), dtype=dtype)
-    tmp = numpy.empty((B, H), dtype=dtype)
     # One (B_t, H) x (H, 4H) GEMM per step (not 4 batched (H, H) ones): columns are the
     # gate blocks, scattered into the gate-major A by one strided add.
     WhT = numpy.ascontiguousarray(Wh.transpose(2, 0, 1)).reshape(H, 4 * H)
-    matmul, tanh, multiply = numpy.matmul, numpy.tanh, numpy.multiply
-    exp, add, reciprocal, subtract = numpy.exp, numpy.add, numpy.reciprocal, numpy.subtract
+    matmul = numpy.matmul
     h_prev, c_prev = h0, c0
-    cells = cpu_kernels.cells()
-    if cells is not None and dtype in _C_DTYPES:
+    cells = cpu_kernels.cells_for(dtype)
+    if cells is not None:
         # compiled path: per step one GEMM + one fused C pass (same layout and results)
         if c0 is not None:
             c0 = numpy.ascontiguousarray(c0, dtype=dtype)
@@ -393,6 +389,9 @@ def _lstm_forward_cpu(X, W_ih, W_hh, b_ih, b_hh, h0, c0, plan, H, rev):
             h_prev = Y[s:s + Bt]
             ps = s
         return Y, C, (A, C, TC, Y, h0, c0)
+    tmp = numpy.empty((B, H), dtype=dtype)
+    tanh, multiply = numpy.tanh, numpy.multiply
+    exp, add, reciprocal, subtract = numpy.exp, numpy.add, numpy.reciprocal, numpy.subtract
     # exp overflows to inf for very negative pre-activations: exactly sigmoid 0 / tanh -1
     with numpy.errstate(over='ignore', under='ignore'):
         for s, Bt in zip(plan.offsets, plan.batch_sizes):
@@ -435,16 +434,14 @@ def _lstm_backward_cpu(saved, X, W_ih, W_hh, plan, H, rev, gY, ghN, gcN, need):
     # Per step, dG_t is copied into one (B_t, 4H) row-major block so that
     # dh_prev = dG_t W_hh is a single GEMM (cheaper than 4 (H, H) GEMMs plus 3 adds).
     tmp4 = numpy.empty((B, 4 * H), dtype=dtype)
-    S3 = numpy.empty((3, B, H), dtype=dtype)
     DH = numpy.empty((B, H), dtype=dtype)
     DC = numpy.empty((B, H), dtype=dtype)
-    T1 = numpy.empty((B, H), dtype=dtype)
-    matmul, multiply, subtract, add = numpy.matmul, numpy.multiply, numpy.subtract, numpy.add
+    matmul = numpy.matmul
     offsets, sizes = plan.offsets, plan.batch_sizes
     Bn = 0
     ns = ne = None
-    cells = cpu_kernels.cells()
-    if cells is not None and dtype in _C_DTYPES:
+    cells = cpu_kernels.cells_for(dtype)
+    if cells is not None:
         step = cells.lstm_bwd_step
         if gY is not None:
             gY = numpy.ascontiguousarray(gY, dtype=dtype)
@@ -456,14 +453,17 @@ def _lstm_backward_cpu(saved, X, W_ih, W_hh, plan, H, rev, gY, ghN, gcN, need):
             if Bn:
                 matmul(tmp4[:Bn], W_hh, out=DH[:Bn])
             if Bn < Bt:
-                DH[Bn:Bt] = 0 if ghN is None else ghN[Bn:Bt]
-                DC[Bn:Bt] = 0 if gcN is None else gcN[Bn:Bt]
+                _start_rows(DH, ghN, Bn, Bt)
+                _start_rows(DC, gcN, Bn, Bt)
             if t:
                 step(A, N, s, Bt, H, TC, C, offsets[t - 1] * H, gY, DH, DC, dG, tmp4)
             else:
                 step(A, N, s, Bt, H, TC, c0, 0, gY, DH, DC, dG, tmp4)
             Bn = Bt
         return _lstm_window_grads(dG, DC, X, W_ih, Wh, Yp, h0, plan, H, rev, need)
+    S3 = numpy.empty((3, B, H), dtype=dtype)
+    T1 = numpy.empty((B, H), dtype=dtype)
+    multiply, subtract, add = numpy.multiply, numpy.subtract, numpy.add
     for t in range(plan.T - 1, -1, -1):
         s = offsets[t]
         Bt = sizes[t]
@@ -473,14 +473,8 @@ def _lstm_backward_cpu(saved, X, W_ih, W_hh, plan, H, rev, gY, ghN, gcN, need):
             tm.reshape(Bn, 4, H).transpose(1, 0, 2)[...] = dG[:, ns:ne]
             matmul(tm, W_hh, out=DH[:Bn])
         if Bn < Bt:
-            if ghN is None:
-                DH[Bn:Bt] = 0
-            else:
-                DH[Bn:Bt] = ghN[Bn:Bt]
-            if gcN is None:
-                DC[Bn:Bt] = 0
-            else:
-                DC[Bn:Bt] = gcN[Bn:Bt]
+            _start_rows(DH, ghN, Bn, Bt)
+            _start_rows(DC, gcN, Bn, Bt)
         dh = DH[:Bt]
         dc = DC[:Bt]
         if gY is not None:
@@ -556,6 +550,12 @@ def _lstm_window_grads(dG, DC, X, W_ih, Wh, Yp, h0, plan, H, rev, need):
     return out
 
 
+def _start_rows(buf, g, lo, hi):
+    """Rows ``lo:hi`` of a carried gradient (sequences whose last step is the current one)
+    start from the final-state gradient ``g``, or from zeros when it is None."""
+    buf[lo:hi] = 0 if g is None else g[lo:hi]
+
+
 def _hh_weight_grad(xp, dG, Yp, h0, plan, out):
     """``out[k] = dG[k]^T H_prev`` over the whole window (one batched matmul)."""
     B = plan.B
@@ -603,12 +603,11 @@ def _gru_forward_cpu(X, W_ih, W_hh, b_ih, b_hh, h0, c0, plan, H, rev):
     Y = numpy.empty((N, H), dtype=dtype)
     GHN = numpy.empty((N, H), dtype=dtype)
     hh = numpy.empty((3, B, H), dtype=dtype)
-    tmp = numpy.empty((B, H), dtype=dtype)
     WhT = Wh.transpose(0, 2, 1)
-    matmul, tanh, multiply, add = numpy.matmul, numpy.tanh, numpy.multiply, numpy.add
+    matmul = numpy.matmul
     h_prev = h0
-    cells = cpu_kernels.cells()
-    if cells is not None and dtype in _C_DTYPES:
+    cells = cpu_kernels.cells_for(dtype)
+    if cells is not None:
         # compiled path: per step one batched GEMM + one fused C pass
         step = cells.gru_fwd_step
         b_hn = numpy.ascontiguousarray(b_hn, dtype=dtype)
@@ -625,6 +624,8 @@ def _gru_forward_cpu(X, W_ih, W_hh, b_ih, b_hh, h0, c0, plan, H, rev):
             h_prev = Y[s:s + Bt]
             hp, hpo = Y, s * H
         return Y, None, (A, GHN, Y, h0)
+    tmp = numpy.empty((B, H), dtype=dtype)
+    tanh, multiply, add = numpy.tanh, numpy.multiply, numpy.add
     with numpy.errstate(over='ignore', under='ignore'):
         for s, Bt in zip(plan.offsets, plan.batch_sizes):
             e = s + Bt
@@ -664,16 +665,14 @@ def _gru_backward_cpu(saved, X, W_ih, W_hh, plan, H, rev, gY, ghN, gcN, need):
     Wh = W_hh.reshape(3, H, H)
     dGH = numpy.empty((3, N, H), dtype=dtype)           # d/d(h W_hh^T + b_hh), [r z n]
     dGIn = numpy.empty((N, H), dtype=dtype)             # d/d(n block of x W_ih^T + b_ih)
-    tmp3 = numpy.empty((3, B, H), dtype=dtype)
-    S2 = numpy.empty((2, B, H), dtype=dtype)
     CARRY = numpy.empty((B, H), dtype=dtype)
     TMP = numpy.empty((B, H), dtype=dtype)
-    matmul, multiply, subtract, add = numpy.matmul, numpy.multiply, numpy.subtract, numpy.add
+    matmul = numpy.matmul
     offsets, sizes = plan.offsets, plan.batch_sizes
     Bn = 0
     ns = ne = None
-    cells = cpu_kernels.cells()
-    if cells is not None and dtype in _C_DTYPES:
+    cells = cpu_kernels.cells_for(dtype)
+    if cells is not None:
         step = cells.gru_bwd_step
         if gY is not None:
             gY = numpy.ascontiguousarray(gY, dtype=dtype)
@@ -687,7 +686,7 @@ def _gru_backward_cpu(saved, X, W_ih, W_hh, plan, H, rev, gY, ghN, gcN, need):
             if Bn:
                 matmul(G3[:Bn], W_hh, out=M[:Bn])
             if Bn < Bt:
-                CARRY[Bn:Bt] = 0 if ghN is None else ghN[Bn:Bt]
+                _start_rows(CARRY, ghN, Bn, Bt)
             if t:
                 hp, hpo = Yp, offsets[t - 1] * H
             else:
@@ -696,6 +695,9 @@ def _gru_backward_cpu(saved, X, W_ih, W_hh, plan, H, rev, gY, ghN, gcN, need):
                  G3)
             Bn = Bt
         return _gru_window_grads(dGH, dGIn, CARRY, X, W_ih, Wh, Yp, h0, plan, H, rev, need)
+    tmp3 = numpy.empty((3, B, H), dtype=dtype)
+    S2 = numpy.empty((2, B, H), dtype=dtype)
+    multiply, subtract, add = numpy.multiply, numpy.subtract, numpy.add
     for t in range(plan.T - 1, -1, -1):
         s = offsets[t]
         Bt = sizes[t]
@@ -708,10 +710,7 @@ def _gru_backward_cpu(saved, X, W_ih, W_hh, plan, H, rev, gY, ghN, gcN, need):
             add(c, tm[1], out=c)
             add(c, tm[2], out=c)
         if Bn < Bt:
-            if ghN is None:
-                CARRY[Bn:Bt] = 0
-            else:
-                CARRY[Bn:Bt] = ghN[Bn:Bt]
+            _start_rows(CARRY, ghN, Bn, Bt)
         dh = CARRY[:Bt]
         if gY is not None:
             add(dh, gY[s:e], out=dh)
@@ -848,8 +847,8 @@ def _lstm_backward_gpu(saved, X, W_ih, W_hh, plan, H, rev, gY, ghN, gcN, need):
         if Bn:
             xp.matmul(dG[ns:ne], W_hh, out=DH[:Bn])
         if Bn < Bt:
-            DH[Bn:Bt] = 0 if ghN is None else ghN[Bn:Bt]
-            DC[Bn:Bt] = 0 if gcN is None else gcN[Bn:Bt]
+            _start_rows(DH, ghN, Bn, Bt)
+            _start_rows(DC, gcN, Bn, Bt)
         if t:
             ps = offsets[t - 1]
             c_prev = C[ps:ps + Bt]
@@ -931,7 +930,7 @@ def _gru_backward_gpu(saved, X, W_ih, W_hh, plan, H, rev, gY, ghN, gcN, need):
             xp.matmul(dGH[ns:ne], W_hh, out=TMP[:Bn])
             CARRY[:Bn] += TMP[:Bn]
         if Bn < Bt:
-            CARRY[Bn:Bt] = 0 if ghN is None else ghN[Bn:Bt]
+            _start_rows(CARRY, ghN, Bn, Bt)
         if t:
             ps = offsets[t - 1]
             h_prev = Yp[ps:ps + Bt]
