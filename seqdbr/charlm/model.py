@@ -9,7 +9,8 @@ weights:
 
 ``impl='nstep'`` (default, fast)
     one ``L.NStepLSTM`` / ``L.NStepGRU`` link: each layer is one fused node over the whole
-    window (one input-projection matmul per layer per window).
+    window (one input-projection matmul per layer per window; for layer 0 not even that:
+    ``forward_embed`` looks the ids up in ``embed/W W_ih^T``, a ``(V, G*H)`` table).
 ``impl='stepwise'``
     one stateful ``L.LSTM`` / ``L.StatefulGRU`` link per layer, called once per time step.
 
@@ -321,16 +322,18 @@ class CharRNN(Chain):
                              % (getattr(x, 'dtype', type(x).__name__), getattr(x, 'shape', '')))
         B, T = x.shape
         self._check_batch(B)
-        e = self.embed(x)                                    # (B, T, H)
         if self.impl == 'nstep':
+            # embedding + layer-0 input projection as one lookup in embed.W W_ih^T
+            # (NStepLSTM.forward_embed): same function, fewer matmul flops
             if self.model == 'lstm':
-                hy, cy, ys = self.rnn(self._h, self._c, e)
+                hy, cy, ys = self.rnn.forward_embed(self._h, self._c, x, self.embed.W)
                 self._c = cy
             else:
-                hy, ys = self.rnn(self._h, e)
+                hy, ys = self.rnn.forward_embed(self._h, x, self.embed.W)
             self._h = hy
             hs = ys                                          # (B, T, H)
         else:
+            e = self.embed(x)                                # (B, T, H)
             layers = list(self.rnn)
             cols = []
             for j in range(T):

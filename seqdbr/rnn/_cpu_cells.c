@@ -1,6 +1,6 @@
 /*
  * seqdbr.rnn._cpu_cells: fused CPU cell arithmetic for the n-step LSTM and GRU recurrences
- * and for the stepwise cell F.lstm.
+ * and for the stepwise cell F.lstm, and the row scatter-add of seqdbr.rnn.embed_project.
  *
  * Optional C extension (setup.py builds it with optional=True; seqdbr.rnn.cpu_kernels falls
  * back to NumPy when it is missing). It replaces the ~14 NumPy calls per forward step and
@@ -719,6 +719,86 @@ fail:
     return NULL;
 }
 
+/* ---- scatter-add of rows (the backward of a table lookup) ------------------------------ */
+
+#define SCATTER_ROWS(NAME, T)                                                                \
+SEQDBR_CLONES                                                                                \
+static void NAME(T *restrict out, const T *restrict g, const int64_t *ids, Py_ssize_t N,    \
+                 Py_ssize_t K)                                                               \
+{                                                                                            \
+    for (Py_ssize_t n = 0; n < N; n++) {                                                     \
+        T *restrict o = out + ids[n] * K;                                                    \
+        const T *restrict r = g + n * K;                                                     \
+        for (Py_ssize_t k = 0; k < K; k++)                                                   \
+            o[k] += r[k];                                                                    \
+    }                                                                                        \
+}
+
+SCATTER_ROWS(scatter_f32, float)
+SCATTER_ROWS(scatter_f64, double)
+
+PyDoc_STRVAR(scatter_add_rows_doc,
+"scatter_add_rows(out, g, ids, V, N, K)\n\n"
+"out[ids[n], :] += g[n, :] for n in 0 .. N-1 (in order), with out (V, K) and g (N, K) of\n"
+"one float dtype and ids an int64 array of N entries, each in [0, V) (checked: ValueError\n"
+"naming the first bad one, and out is left unchanged).");
+
+static PyObject *scatter_add_rows(PyObject *self, PyObject *args)
+{
+    PyObject *oout, *og, *oids;
+    Py_ssize_t V, N, K;
+    if (!PyArg_ParseTuple(args, "OOOnnn", &oout, &og, &oids, &V, &N, &K))
+        return NULL;
+    if (V < 0 || N < 0 || K < 0) {
+        PyErr_Format(PyExc_ValueError, "bad sizes V=%zd N=%zd K=%zd", V, N, K);
+        return NULL;
+    }
+    const Arg a[2] = {{oout, "out", 1, 0, 0, V * K}, {og, "g", 0, 0, 0, N * K}};
+    Buf b[2];
+    Py_buffer iv;
+    int ids_held = 0;
+    char fmt;
+    if (acquire(a, b, 2, &fmt))
+        goto fail;
+    if (PyObject_GetBuffer(oids, &iv, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
+        goto fail;
+    ids_held = 1;
+    const char *f = iv.format ? iv.format : "B";
+    if (*f == '<' || *f == '=' || *f == '@')
+        f++;
+    if (iv.itemsize != 8 || !(strcmp(f, "q") == 0 || strcmp(f, "l") == 0)) {
+        PyErr_Format(PyExc_TypeError, "ids must be int64 (buffer format '%s')",
+                     iv.format ? iv.format : "B");
+        goto fail;
+    }
+    if (iv.len / 8 < N) {
+        PyErr_Format(PyExc_ValueError, "ids has %zd elements, fewer than N=%zd",
+                     (Py_ssize_t)(iv.len / 8), N);
+        goto fail;
+    }
+    const int64_t *ids = (const int64_t *)iv.buf;
+    for (Py_ssize_t n = 0; n < N; n++)
+        if (ids[n] < 0 || ids[n] >= V) {
+            PyErr_Format(PyExc_ValueError, "ids[%zd] = %lld is outside [0, %zd)", n,
+                         (long long)ids[n], V);
+            goto fail;
+        }
+    Py_BEGIN_ALLOW_THREADS
+    if (fmt == 'f')
+        scatter_f32(PTR(b[0], float, 0), PTR(b[1], float, 0), ids, N, K);
+    else
+        scatter_f64(PTR(b[0], double, 0), PTR(b[1], double, 0), ids, N, K);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&iv);
+    release(b, 2);
+    Py_RETURN_NONE;
+fail:
+    if (ids_held)
+        PyBuffer_Release(&iv);
+    release(b, 2);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"lstm_fwd_step", lstm_fwd_step, METH_VARARGS, lstm_fwd_step_doc},
     {"lstm_bwd_step", lstm_bwd_step, METH_VARARGS, lstm_bwd_step_doc},
@@ -726,6 +806,7 @@ static PyMethodDef methods[] = {
     {"lstm_cell_fwd", lstm_cell_fwd, METH_VARARGS, lstm_cell_fwd_doc},
     {"lstm_cell_bwd", lstm_cell_bwd, METH_VARARGS, lstm_cell_bwd_doc},
     {"gru_bwd_step", gru_bwd_step, METH_VARARGS, gru_bwd_step_doc},
+    {"scatter_add_rows", scatter_add_rows, METH_VARARGS, scatter_add_rows_doc},
     {NULL, NULL, 0, NULL}
 };
 

@@ -44,6 +44,8 @@ from seqdbr.core.functions.array import concat
 from seqdbr.core.link import ChainList, Chain, Link
 from seqdbr.core.links.linear import Linear
 from seqdbr.core.variable import Parameter, Variable, as_variable
+from seqdbr.core.functions.connection import embed_id
+from seqdbr.rnn.embed_project import embed_project
 from seqdbr.rnn.gru import gru_cell
 from seqdbr.rnn.lstm import lstm
 from seqdbr.rnn.n_step import n_step_lstm, n_step_bilstm, n_step_gru, n_step_bigru
@@ -412,6 +414,37 @@ class _NStepRNNBase(ChainList):
             bs = [[p.b_ih, p.b_hh] for p in self]
         return ws, bs
 
+    def _embedded(self, ids, W_embed):
+        """``(xs, ws, bs)`` for ``forward_embed``: the layer-0 inputs ``W_embed[ids]``, or, for
+        a unidirectional link that projects its input, their projections ``W_embed[ids]
+        W_ih^T`` computed by :func:`seqdbr.rnn.embed_project.embed_project` (with ``W_ih``
+        of layer 0 then passed as None)."""
+        name = type(self).__name__
+        ia = ids.array if isinstance(ids, Variable) else ids
+        if getattr(ia, 'ndim', None) != 2 or ia.dtype.kind not in 'iu':
+            raise ValueError('%s.forward_embed: ids must be a (B, T) integer array, got %s %s'
+                             % (name, getattr(ia, 'dtype', type(ia).__name__),
+                                getattr(ia, 'shape', '')))
+        Wa = W_embed.array if isinstance(W_embed, Variable) else W_embed
+        if getattr(Wa, 'ndim', None) != 2:
+            raise ValueError('%s.forward_embed: W_embed must be a 2-d (V, in_size) table, got '
+                             'shape %s' % (name, getattr(Wa, 'shape', None)))
+        if self._bi or not self.project_input:
+            xs = embed_id(ids, W_embed)
+            ws, bs = self._weights(xs)
+            return xs, ws, bs
+        if self[0].W_ih.array is None:
+            self[0].W_ih.initialize((self._gates * self.out_size, Wa.shape[1]), xp=self.xp)
+            self.in_size = int(Wa.shape[1])
+        elif Wa.shape[1] != self[0].W_ih.array.shape[1]:
+            raise ValueError('%s.forward_embed: W_embed has %d columns but layer 0 takes '
+                             'in_size=%d inputs' % (name, Wa.shape[1],
+                                                    self[0].W_ih.array.shape[1]))
+        ws, bs = self._weights(None)
+        xs = embed_project(ids, W_embed, ws[0][0])
+        ws[0] = [None, ws[0][1]]
+        return xs, ws, bs
+
     def serialize(self, serializer):
         super().serialize(serializer)
         if self[0].W_ih is not None and self[0].W_ih.array is not None:
@@ -490,6 +523,31 @@ class NStepLSTM(_NStepRNNBase):
         ws, bs = self._weights(xs)
         return self._fn(self.n_layers, self.dropout, hx, cx, ws, bs, xs)
 
+    def forward_embed(self, hx, cx, ids, W_embed):
+        """``forward(hx, cx, F.embed_id(ids, W_embed))`` for token ids, computed faster.
+
+        For a unidirectional link with ``project_input`` the embedding and the input
+        projection of layer 0 become one lookup in ``W_embed W_ih^T``
+        (:func:`seqdbr.rnn.embed_project.embed_project`): the same function and gradients
+        (``W_embed`` and ``W_ih`` stay separate parameters), with three of layer 0's six big
+        matmuls replaced by ``V``-row ones when ``V < B*T``.
+
+        Args:
+            hx, cx: as :meth:`forward`.
+            ids (array): ``(B, T)`` integer ids in ``[0, V)``.
+            W_embed (Parameter or array): the embedding table ``(V, in_size)``, e.g.
+                ``EmbedID.W``.
+
+        Returns:
+            ``(hy, cy, ys)`` with ``ys`` one ``(B, T, H)`` Variable.
+
+        Raises:
+            ValueError: ids not 2-d integer, W_embed not 2-d or of the wrong width.
+            IndexError: ids outside ``[0, V)``.
+        """
+        xs, ws, bs = self._embedded(ids, W_embed)
+        return self._fn(self.n_layers, self.dropout, hx, cx, ws, bs, xs)
+
     def copy_to_stepwise(self, links):
         """Copy the weights into stepwise :class:`LSTM`/:class:`StatelessLSTM` links (one per
         layer): ``upward.W = W_ih``, ``lateral.W = W_hh``, ``upward.b = b``."""
@@ -539,6 +597,12 @@ class NStepGRU(_NStepRNNBase):
 
     def forward(self, hx, xs):
         ws, bs = self._weights(xs)
+        return self._fn(self.n_layers, self.dropout, hx, ws, bs, xs)
+
+    def forward_embed(self, hx, ids, W_embed):
+        """``forward(hx, F.embed_id(ids, W_embed))``, computed as in
+        :meth:`NStepLSTM.forward_embed`; returns ``(hy, ys)``."""
+        xs, ws, bs = self._embedded(ids, W_embed)
         return self._fn(self.n_layers, self.dropout, hx, ws, bs, xs)
 
     def copy_to_stepwise(self, links):
