@@ -38,6 +38,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('--corpus', default=None)
     p.add_argument('--minutes', type=float, default=6.0)
+    p.add_argument('--max-epochs', type=int, default=None,
+                   help='also stop after this many epochs (for per-epoch seed studies)')
     p.add_argument('--eval-every', type=int, default=100)
     p.add_argument('--target', type=float, default=1.56)
     p.add_argument('--out', default='runs/quality')
@@ -71,6 +73,7 @@ def main():
 
     os.makedirs(args.out, exist_ok=True)
     cfg = TrainConfig(corpus=corpus, train_frac=0.9, val_frac=0.1, max_minutes=args.minutes,
+                      max_epochs=args.max_epochs,
                       eval_every=args.eval_every, out=args.out, impl=args.impl,
                       seed=args.seed, progress=False)
     t0 = time.time()
@@ -96,7 +99,8 @@ def main():
     out = {
         'benchmark': 'charlm_quality', 'corpus': corpus, 'split': '90/10 contiguous',
         'model': '2x128 LSTM, char-rnn defaults', 'impl': args.impl,
-        'budget_minutes': args.minutes, 'wall_minutes_incl_eval': round(wall / 60, 2),
+        'budget_minutes': args.minutes, 'max_epochs': args.max_epochs, 'seed': args.seed,
+        'wall_minutes_incl_eval': round(wall / 60, 2),
         'iterations': iters, 'epochs': round(result.epoch, 3),
         'chars_per_s_incl_eval': round(iters * 2500 / wall, 1),
         'eval_minutes': round(sum(eval_log) / 60.0, 2),

@@ -40,6 +40,8 @@ def main():
     p.add_argument('--corpus', default=str(ROOT.parent / 'shared' / 'data' / 'tinyshakespeare'
                                            / 'input.txt'))
     p.add_argument('--minutes', type=float, default=6.0)
+    p.add_argument('--max-epochs', type=float, default=None,
+                   help='also stop after this many epochs (for per-epoch seed studies)')
     p.add_argument('--eval-every', type=int, default=100)
     p.add_argument('--target', type=float, default=1.56)
     p.add_argument('--threads', type=int, default=2)
@@ -124,7 +126,8 @@ def main():
         state = tuple(s.detach() for s in state)
         it += 1
         now = time.perf_counter()
-        done = now - t0 >= budget
+        done = now - t0 >= budget or (args.max_epochs is not None
+                                      and it >= args.max_epochs * wpe)
         if it % args.eval_every == 0 or done:
             train_s = now - t0 - eval_s
             e0 = time.perf_counter()
@@ -143,7 +146,8 @@ def main():
         'benchmark': 'charlm_quality', 'framework': 'torch %s' % torch.__version__,
         'corpus': args.corpus, 'split': '90/10 contiguous',
         'model': '2x128 nn.LSTM, char-rnn defaults', 'threads': args.threads,
-        'budget_minutes': args.minutes, 'wall_minutes_incl_eval': round(wall / 60, 2),
+        'budget_minutes': args.minutes, 'max_epochs': args.max_epochs, 'seed': args.seed,
+        'wall_minutes_incl_eval': round(wall / 60, 2),
         'eval_minutes': round(eval_s / 60, 2), 'iterations': it,
         'epochs': round(it / wpe, 3),
         'train_chars_per_s': round(it * B * T / (wall - eval_s), 1),

@@ -1,7 +1,7 @@
 """Recurrent layer: fused LSTM/GRU cells, whole-window n-step recurrences and RNN links.
 
 * ``seqdbr.rnn.functions`` (re-exported by ``seqdbr.functions``): ``lstm``, ``gru_cell``,
-  ``n_step_lstm``, ``n_step_bilstm``, ``n_step_gru``, ``n_step_bigru``.
+  ``n_step_lstm``, ``n_step_bilstm``, ``n_step_gru``, ``n_step_bigru``, ``embed_project``.
 * ``seqdbr.rnn.links`` (re-exported by ``seqdbr.links``): ``LSTM``, ``StatelessLSTM``,
   ``GRU``/``StatelessGRU``, ``StatefulGRU``, ``NStepLSTM``, ``NStepBiLSTM``, ``NStepGRU``,
   ``NStepBiGRU``.

@@ -4,9 +4,13 @@
 * :func:`gru_cell` -- fused GRU cell from the input and hidden projections ``[r | z | n]``.
 * :func:`n_step_lstm`, :func:`n_step_bilstm`, :func:`n_step_gru`, :func:`n_step_bigru` --
   whole-window multi-layer recurrences over batches of variable-length sequences.
+* :func:`embed_project` -- ``W_embed[ids] W^T`` as one lookup in ``W_embed W^T`` (the
+  embedding and the first layer's input projection of a token-level RNN).
 """
+from seqdbr.rnn.embed_project import embed_project
 from seqdbr.rnn.lstm import lstm
 from seqdbr.rnn.gru import gru_cell
 from seqdbr.rnn.n_step import n_step_lstm, n_step_bilstm, n_step_gru, n_step_bigru
 
-__all__ = ['lstm', 'gru_cell', 'n_step_lstm', 'n_step_bilstm', 'n_step_gru', 'n_step_bigru']
+__all__ = ['lstm', 'gru_cell', 'embed_project', 'n_step_lstm', 'n_step_bilstm', 'n_step_gru',
+           'n_step_bigru']

@@ -41,10 +41,10 @@ import numpy
 from seqdbr.core import backend
 from seqdbr.core import initializers
 from seqdbr.core.functions.array import concat
+from seqdbr.core.functions.connection import embed_id
 from seqdbr.core.link import ChainList, Chain, Link
 from seqdbr.core.links.linear import Linear
 from seqdbr.core.variable import Parameter, Variable, as_variable
-from seqdbr.core.functions.connection import embed_id
 from seqdbr.rnn.embed_project import embed_project
 from seqdbr.rnn.gru import gru_cell
 from seqdbr.rnn.lstm import lstm
@@ -515,6 +515,9 @@ class NStepLSTM(_NStepRNNBase):
         ``forward(hx, cx, xs) -> (hy, cy, ys)``: ``hx``, ``cx`` ``(n_layers, B, H)`` or None
         (zeros); ``xs`` a list of ``B`` arrays ``(T_i, in_size)`` (any order and lengths) or
         one ``(B, T, in_size)`` array; ``ys`` a list of ``(T_i, H)`` (or one ``(B, T, H)``).
+        ``forward_embed(hx, cx, ids, W_embed)``: the same for token ids ``(B, T)`` embedded by
+        the table ``W_embed``, with the embedding and layer 0's input projection done as one
+        lookup (faster; same function).
     """
     _gates = 4
     _fn = staticmethod(n_step_lstm)
@@ -585,7 +588,7 @@ class NStepGRU(_NStepRNNBase):
         ``upward``/``lateral`` Linear weights and biases).
 
     Call:
-        ``forward(hx, xs) -> (hy, ys)``.
+        ``forward(hx, xs) -> (hy, ys)``; ``forward_embed(hx, ids, W_embed) -> (hy, ys)``.
     """
     _gates = 3
     _fn = staticmethod(n_step_gru)

@@ -213,3 +213,19 @@ def test_forward_embed_infers_in_size_and_checks_width():
         link.forward_embed(None, None, x[0], numpy.ones((3, 5), numpy.float32))
     with pytest.raises(IndexError, match='out-of-range'):
         link.forward_embed(None, None, x + 1, numpy.ones((3, 5), numpy.float32))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize('shape,V', [((3, 4), 5), ((50, 50), 65), ((2, 3), 40)])
+def test_gpu_equals_cpu(shape, V):
+    from seqdbr.core import backend
+    cp = backend.cupy_or_none()
+    rs = numpy.random.RandomState(V)
+    x = rs.randint(0, V, size=shape)
+    E, W = rs.randn(V, 6), rs.randn(8, 6)
+    gy = rs.randn(*(shape + (8,)))
+    ref = _grads(embed_project, x, E, W, gy)
+    got = _grads(embed_project, cp.asarray(x), cp.asarray(E), cp.asarray(W), cp.asarray(gy))
+    for a, b in zip(got, ref):
+        assert isinstance(a, cp.ndarray)
+        numpy.testing.assert_allclose(cp.asnumpy(a), b, rtol=1e-12, atol=1e-12)
