@@ -93,7 +93,8 @@ class TrainConfig:
 
     Model: ``model`` ('lstm'|'gru'), ``rnn_size`` (128), ``num_layers`` (2), ``dropout``
     (0, between layers and before the output layer), ``impl`` ('nstep' fused layers, the
-    fast default, or 'stepwise' one ``L.LSTM``/``L.StatefulGRU`` step at a time).
+    fast default, or 'stepwise' one ``L.LSTM``/``L.StatefulGRU`` step at a time),
+    ``forget_bias`` (0, the LSTM forget gates' initial bias; see :class:`CharRNN`).
 
     Data: ``corpus`` (catalog name, file path, or 'pydoc', the default), ``encoding``
     ('utf-8' or 'bytes'), ``train_frac`` (0.95) and ``val_frac`` (0.05): contiguous split
@@ -118,6 +119,7 @@ class TrainConfig:
     rnn_size: int = 128
     num_layers: int = 2
     dropout: float = 0.0
+    forget_bias: float = 0.0
     seq_length: int = 50
     batch_size: int = 50
     optimizer: str = 'adam'
@@ -230,6 +232,8 @@ def validate_config(cfg):
     need_int('eval_every', 1, allow_none=True)
     need_int('checkpoint_every', 1, allow_none=True)
     need_int('seed', 0)
+    if not _is_real(cfg.forget_bias) or not math.isfinite(cfg.forget_bias):
+        raise ConfigError('--forget-bias must be a finite number, got %r' % (cfg.forget_bias,))
     if not _is_real(cfg.dropout) or not 0 <= cfg.dropout < 1:
         raise ConfigError('--dropout must be in [0, 1) (the probability of dropping a unit), '
                           'got %r' % (cfg.dropout,))
@@ -593,7 +597,8 @@ def train(config, explicit=None, out_stream=None):
     initializers.set_seed(cfg.seed)
     noise.set_seed(cfg.seed)
     model = CharRNN(len(vocab), rnn_size=cfg.rnn_size, num_layers=cfg.num_layers,
-                    dropout=cfg.dropout, model=cfg.model, impl=cfg.impl)
+                    dropout=cfg.dropout, model=cfg.model, impl=cfg.impl,
+                    forget_bias=cfg.forget_bias)
     source_ck = resume_ck or init_ck
     if source_ck is not None:
         source_ck.load_params_into(model)

@@ -83,6 +83,7 @@ def test_fractions_that_sum_above_one(tmp_path, capsys, charlm):
     (['--lr-decay', '1.5'], '--lr-decay must be in (0, 1]'),
     (['--device', 'tpu'], "--device must be 'cpu', 'gpu' or 'gpu:N'"),
     (['--train-frac', '0'], '--train-frac must be > 0'),
+    (['--forget-bias', 'nan'], '--forget-bias must be a finite number'),
 ])
 def test_bad_option_values(tmp_path, capsys, charlm, args, needle):
     f = charlm.write_corpus(tmp_path / 'c.txt', 2000)

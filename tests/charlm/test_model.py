@@ -125,3 +125,30 @@ def test_input_must_be_a_window_of_ids():
         m(numpy.zeros((2, 3), numpy.float32))
     with pytest.raises(ValueError, match='integer ids'):
         m(numpy.zeros(3, numpy.int32))
+
+
+@pytest.mark.parametrize('impl', ['nstep', 'stepwise'])
+def test_forget_bias_sets_the_forget_gate_block_only(impl):
+    H = 4
+    for fb, want in ((None, 0.0), (1.0, 1.0), (-0.5, -0.5)):
+        kw = {} if fb is None else {'forget_bias': fb}
+        m = CharRNN(7, rnn_size=H, num_layers=2, impl=impl, **kw)
+        assert m.config()['forget_bias'] == want
+        for l in range(2):
+            b = m.canonical_arrays()['rnn/%d/b' % l]      # [i | f | g | o], single bias
+            numpy.testing.assert_array_equal(b[H:2 * H], want)
+            numpy.testing.assert_array_equal(numpy.delete(b, numpy.s_[H:2 * H]), 0.0)
+
+
+@pytest.mark.parametrize('bad', [float('nan'), float('inf'), '1', True])
+def test_forget_bias_must_be_a_finite_number(bad):
+    with pytest.raises(ValueError, match='forget_bias must be a finite number'):
+        CharRNN(5, forget_bias=bad)
+
+
+def test_a_config_without_forget_bias_still_builds():
+    """Checkpoints written before the option existed store no forget_bias: it only sets the
+    initial weights, which a checkpoint overwrites, so the default is used."""
+    cfg = CharRNN(5, rnn_size=4).config()
+    del cfg['forget_bias']
+    assert CharRNN(**cfg).forget_bias == 0.0

@@ -347,3 +347,20 @@ def test_real_tinyshakespeare_loss_goes_down(charlm, shared_data, tmp_path):
     first = numpy.mean([r['train_loss'] for r in recs[:5]])
     last = numpy.mean([r['train_loss'] for r in recs[-5:]])
     assert last < first - 0.5
+
+
+def test_forget_bias_reaches_the_model_and_the_checkpoint(charlm, corpus, tmp_path, monkeypatch):
+    import seqdbr.charlm.train as train_mod
+    seen = []
+    real = train_mod.CharRNN
+
+    def spy(*a, **k):
+        m = real(*a, **k)
+        seen.append(m.canonical_arrays()['rnn/0/b'].copy())     # before any update
+        return m
+    monkeypatch.setattr(train_mod, 'CharRNN', spy)
+    res, _ = charlm.run_train(corpus, tmp_path / 'fb', forget_bias=1.0, max_iters=1)
+    H = 8
+    numpy.testing.assert_array_equal(seen[0][H:2 * H], 1.0)
+    numpy.testing.assert_array_equal(seen[0][:H], 0.0)
+    assert load_checkpoint(res.latest).model_config['forget_bias'] == 1.0
