@@ -45,6 +45,8 @@ def main():
     p.add_argument('--out', default='runs/quality')
     p.add_argument('--impl', default='nstep', choices=['nstep', 'stepwise'])
     p.add_argument('--seed', type=int, default=123)
+    p.add_argument('--forget-bias', type=float, default=None,
+                   help="LSTM forget-gate bias at init (default: CharRNN's, 0)")
     args = p.parse_args()
 
     corpus = args.corpus
@@ -75,7 +77,8 @@ def main():
     cfg = TrainConfig(corpus=corpus, train_frac=0.9, val_frac=0.1, max_minutes=args.minutes,
                       max_epochs=args.max_epochs,
                       eval_every=args.eval_every, out=args.out, impl=args.impl,
-                      seed=args.seed, progress=False)
+                      seed=args.seed, progress=False,
+                      **({} if args.forget_bias is None else {'forget_bias': args.forget_bias}))
     t0 = time.time()
     result = train(cfg, out_stream=sys.stderr)
     wall = time.time() - t0
@@ -100,6 +103,7 @@ def main():
         'benchmark': 'charlm_quality', 'corpus': corpus, 'split': '90/10 contiguous',
         'model': '2x128 LSTM, char-rnn defaults', 'impl': args.impl,
         'budget_minutes': args.minutes, 'max_epochs': args.max_epochs, 'seed': args.seed,
+        'forget_bias': cfg.forget_bias,
         'wall_minutes_incl_eval': round(wall / 60, 2),
         'iterations': iters, 'epochs': round(result.epoch, 3),
         'chars_per_s_incl_eval': round(iters * 2500 / wall, 1),
