@@ -47,6 +47,9 @@ __all__ = ['FORMAT', 'FORMAT_VERSION', 'Checkpoint', 'save_checkpoint', 'load_ch
 FORMAT = 'seqdbr.charlm.checkpoint'
 #: The newest checkpoint format this code writes and reads.
 FORMAT_VERSION = 1
+#: The LSTM forget-gate bias at init of checkpoints whose model config has no
+#: ``forget_bias`` (written before the option existed, when ``CharRNN`` used 1).
+LEGACY_FORGET_BIAS = 1.0
 
 _META_KEY = 'meta'
 _PARAMS = 'params/'
@@ -161,8 +164,12 @@ class Checkpoint:
 
     @property
     def model_config(self):
-        """dict: the ``CharRNN`` constructor arguments."""
-        return dict(self.meta['model'])
+        """dict: the ``CharRNN`` constructor arguments. Checkpoints written before
+        ``forget_bias`` existed get :data:`LEGACY_FORGET_BIAS`, the value they were trained
+        with."""
+        cfg = dict(self.meta['model'])
+        cfg.setdefault('forget_bias', LEGACY_FORGET_BIAS)
+        return cfg
 
     @property
     def vocab(self):

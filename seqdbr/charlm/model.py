@@ -41,6 +41,8 @@ one implementation is sampled, evaluated or fine-tuned with the other. Optimizer
 parameter) moves between implementations only when their layouts agree.
 """
 import collections
+import math
+import numbers
 
 import numpy
 
@@ -50,7 +52,7 @@ from seqdbr.core import backend
 from seqdbr.core.link import Chain, ChainList
 from seqdbr.core.variable import Parameter, Variable
 
-__all__ = ['CharRNN', 'MODELS', 'IMPLS']
+__all__ = ['CharRNN', 'MODELS', 'IMPLS', 'check_forget_bias']
 
 MODELS = ('lstm', 'gru')
 IMPLS = ('nstep', 'stepwise')
@@ -58,6 +60,21 @@ IMPLS = ('nstep', 'stepwise')
 _STEPWISE = {'W_ih': ('upward', 'W'), 'W_hh': ('lateral', 'W'), 'b_ih': ('upward', 'b'),
              'b_hh': ('lateral', 'b'), 'b': ('upward', 'b')}
 _NSTEP_NAMES = ('W_ih', 'W_hh', 'b', 'b_ih', 'b_hh')
+
+
+def check_forget_bias(v, what):
+    """``float(v)`` for a real number that float32 (the weights' dtype) holds finitely; else
+    ValueError naming ``what``."""
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        raise ValueError('%s must be a finite number, got %r' % (what, v))
+    try:
+        f = float(v)
+    except OverflowError:
+        f = math.inf
+    if not abs(f) <= float(numpy.finfo(numpy.float32).max):
+        raise ValueError('%s must be a finite number within the float32 range (|x| <= 3.4e38), '
+                         'got %r' % (what, v))
+    return f
 
 
 def _check_positive_int(name, v):
@@ -109,11 +126,7 @@ class CharRNN(Chain):
             raise ValueError("CharRNN: model must be 'lstm' or 'gru', got %r" % (model,))
         if impl not in IMPLS:
             raise ValueError("CharRNN: impl must be 'nstep' or 'stepwise', got %r" % (impl,))
-        if isinstance(forget_bias, bool) or not isinstance(forget_bias, (int, float)) \
-                or not numpy.isfinite(forget_bias):
-            raise ValueError('CharRNN: forget_bias must be a finite number, got %r'
-                             % (forget_bias,))
-        self.forget_bias = float(forget_bias)
+        self.forget_bias = check_forget_bias(forget_bias, 'CharRNN: forget_bias')
         self.vocab_size, self.rnn_size, self.num_layers = V, H, n
         self.dropout = float(dropout)
         self.model, self.impl = model, impl

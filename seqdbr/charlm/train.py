@@ -64,7 +64,7 @@ from seqdbr.charlm import checkpoint as ckpt_mod
 from seqdbr.charlm.data import resolve_fractions, split_corpus
 from seqdbr.charlm.errors import CheckpointError, ConfigError, TrainingDiverged
 from seqdbr.charlm.evaluate import LN2, evaluate_tokens
-from seqdbr.charlm.model import CharRNN, MODELS, IMPLS
+from seqdbr.charlm.model import CharRNN, MODELS, IMPLS, check_forget_bias
 from seqdbr.charlm.vocab import UnknownCharacterError, Vocabulary
 from seqdbr.core import initializers
 from seqdbr.core.functions import noise
@@ -154,6 +154,8 @@ RESUME_OVERRIDABLE = frozenset(('max_epochs', 'max_iters', 'max_minutes', 'eval_
                                 'corpus', 'resume', 'init_from'))
 #: Options that define the architecture: fixed by an ``init_from`` checkpoint.
 ARCHITECTURE = ('model', 'rnn_size', 'num_layers')
+#: ... and the initialisation option that the loaded weights make moot: recorded as stored.
+FIXED_BY_INIT_FROM = ARCHITECTURE + ('forget_bias',)
 
 
 @dataclasses.dataclass
@@ -232,8 +234,10 @@ def validate_config(cfg):
     need_int('eval_every', 1, allow_none=True)
     need_int('checkpoint_every', 1, allow_none=True)
     need_int('seed', 0)
-    if not _is_real(cfg.forget_bias) or not math.isfinite(cfg.forget_bias):
-        raise ConfigError('--forget-bias must be a finite number, got %r' % (cfg.forget_bias,))
+    try:
+        check_forget_bias(cfg.forget_bias, '--forget-bias')
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     if not _is_real(cfg.dropout) or not 0 <= cfg.dropout < 1:
         raise ConfigError('--dropout must be in [0, 1) (the probability of dropping a unit), '
                           'got %r' % (cfg.dropout,))
@@ -546,6 +550,8 @@ def train(config, explicit=None, out_stream=None):
             raise CheckpointError('checkpoint %s holds no training state (it was not written '
                                   'by the trainer); use --init-from to start from its weights'
                                   % cfg.resume)
+        stored = dict(stored)
+        stored.setdefault('forget_bias', ckpt_mod.LEGACY_FORGET_BIAS)
         if 'out' not in explicit:
             cfg = dataclasses.replace(cfg, out=os.path.dirname(os.path.abspath(cfg.resume)))
             explicit.add('out')
@@ -560,11 +566,12 @@ def train(config, explicit=None, out_stream=None):
         init_ck = ckpt_mod.load_checkpoint(cfg.init_from)
         arch = init_ck.model_config
         bad = ['%s %r (the checkpoint has %r)' % (_flag(k), getattr(cfg, k), arch.get(k))
-               for k in ARCHITECTURE if k in explicit and getattr(cfg, k) != arch.get(k)]
+               for k in FIXED_BY_INIT_FROM if k in explicit and getattr(cfg, k) != arch.get(k)]
         if bad:
-            raise ConfigError('--init-from %s fixes the architecture; these options conflict '
+            raise ConfigError('--init-from %s fixes the architecture and the initial weights; '
+                              'these options conflict '
                               'with it: %s. Drop them' % (cfg.init_from, '; '.join(bad)))
-        cfg = dataclasses.replace(cfg, **{k: arch[k] for k in ARCHITECTURE})
+        cfg = dataclasses.replace(cfg, **{k: arch[k] for k in FIXED_BY_INIT_FROM})
         init_ck.check_finite()
         if init_ck.vocab.mode != ('bytes' if cfg.encoding == 'bytes' else 'char'):
             raise ConfigError('--init-from %s has a %s vocabulary, but --encoding is %s; use '

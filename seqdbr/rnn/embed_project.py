@@ -35,8 +35,11 @@ def _array(v):
 
 
 def scatter_add_rows(g, ids, V):
-    """``(V, K)`` array ``out`` with ``out[ids[n]] += g[n]`` (``g`` ``(N, K)``, ``ids`` ``(N,)``
-    intp, each in ``[0, V)``; not re-checked here)."""
+    """``(V, K)`` array ``out`` with ``out[ids[n]] += g[n]``.
+
+    ``g`` is ``(N, K)`` float, ``ids`` ``(N,)`` integers in ``[0, V)`` (any layout; the
+    caller has validated them: the compiled kernel checks them again and raises ValueError,
+    the NumPy and CuPy paths do not)."""
     xp = backend.get_array_module(g)
     N, K = g.shape
     out = xp.zeros((V, K), dtype=g.dtype)
@@ -48,7 +51,9 @@ def scatter_add_rows(g, ids, V):
         return out
     cells = cpu_kernels.cells_for(g.dtype)
     if cells is not None and ids.dtype == numpy.int64:
-        cells.scatter_add_rows(out, numpy.ascontiguousarray(g), ids, V, N, K)
+        # the kernel takes C-contiguous buffers only (a strided view of ids or g is copied)
+        cells.scatter_add_rows(out, numpy.ascontiguousarray(g), numpy.ascontiguousarray(ids),
+                               V, N, K)
         return out
     flat = (ids[:, None] * K + numpy.arange(K)).reshape(-1)
     numpy.add.at(out.reshape(-1), flat, g.reshape(-1))
@@ -61,6 +66,7 @@ class EmbedProject(FunctionNode):
     def __init__(self, ids):
         self.ids = ids          # validated intp ids, any shape
 
+    @property
     def label(self):
         return 'EmbedProject'
 
@@ -74,7 +80,7 @@ class EmbedProject(FunctionNode):
         W = self.inputs[1].array
         gy = grad_outputs[0]
         K = W.shape[0]
-        gT = scatter_add_rows(gy.reshape(-1, K), self.ids.reshape(-1), E.shape[0])
+        gT = scatter_add_rows(gy.reshape(self.ids.size, K), self.ids.reshape(-1), E.shape[0])
         gE = gT @ W if 0 in indexes else None
         gW = gT.T @ E if 1 in indexes else None
         return gE, gW
@@ -98,14 +104,21 @@ def embed_project(x, W_embed, W):
         Variable of shape ``S + (K,)`` and the dtype of the weights.
 
     Raises:
-        TypeError: non-integer ids, non-float or mixed-dtype weights.
+        TypeError: ids or weights that are not arrays, non-integer ids, non-float or
+            mixed-dtype weights.
         ValueError: 0-d ids, weights that are not 2-d, or ``D`` differing between them.
         IndexError: ids outside ``[0, V)`` (listed, as :func:`seqdbr.functions.embed_id`).
     """
     xa = _array(x)
+    if not hasattr(xa, 'ndim'):
+        raise TypeError('embed_project: ids x must be an integer array (NumPy or CuPy), got %s'
+                        % type(x).__name__)
     Ea, Wa = _array(W_embed), _array(W)
     for name, a in (('W_embed', Ea), ('W', Wa)):
-        if getattr(a, 'ndim', None) != 2:
+        if not hasattr(a, 'ndim'):
+            raise TypeError('embed_project: %s must be a float array or Variable, got %s'
+                            % (name, type(a).__name__))
+        if a.ndim != 2:
             raise ValueError('embed_project: %s must be a 2-d array, got %s'
                              % (name, getattr(a, 'shape', type(a).__name__)))
         if a.dtype.kind != 'f':

@@ -434,6 +434,9 @@ class _NStepRNNBase(ChainList):
             ws, bs = self._weights(xs)
             return xs, ws, bs
         if self[0].W_ih.array is None:
+            # validate the ids before the lazy W_ih is fixed to W_embed's width
+            if ia.size and (int(ia.min()) < 0 or int(ia.max()) >= Wa.shape[0]):
+                embed_id(ids, W_embed)              # raises the IndexError listing them
             self[0].W_ih.initialize((self._gates * self.out_size, Wa.shape[1]), xp=self.xp)
             self.in_size = int(Wa.shape[1])
         elif Wa.shape[1] != self[0].W_ih.array.shape[1]:
@@ -542,7 +545,8 @@ class NStepLSTM(_NStepRNNBase):
                 ``EmbedID.W``.
 
         Returns:
-            ``(hy, cy, ys)`` with ``ys`` one ``(B, T, H)`` Variable.
+            ``(hy, cy, ys)`` with ``ys`` one ``(B, T, H)`` Variable (``(B, T, 2H)`` for
+            :class:`NStepBiLSTM`, which embeds and then runs :meth:`forward`).
 
         Raises:
             ValueError: ids not 2-d integer, W_embed not 2-d or of the wrong width.

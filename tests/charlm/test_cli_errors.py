@@ -84,6 +84,7 @@ def test_fractions_that_sum_above_one(tmp_path, capsys, charlm):
     (['--device', 'tpu'], "--device must be 'cpu', 'gpu' or 'gpu:N'"),
     (['--train-frac', '0'], '--train-frac must be > 0'),
     (['--forget-bias', 'nan'], '--forget-bias must be a finite number'),
+    (['--forget-bias', '1e39'], 'within the float32 range'),
 ])
 def test_bad_option_values(tmp_path, capsys, charlm, args, needle):
     f = charlm.write_corpus(tmp_path / 'c.txt', 2000)

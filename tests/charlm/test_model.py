@@ -152,3 +152,11 @@ def test_a_config_without_forget_bias_still_builds():
     cfg = CharRNN(5, rnn_size=4).config()
     del cfg['forget_bias']
     assert CharRNN(**cfg).forget_bias == 0.0
+
+
+def test_forget_bias_range_and_numpy_scalars():
+    assert CharRNN(5, rnn_size=4, forget_bias=numpy.float32(2.0)).forget_bias == 2.0
+    assert CharRNN(5, rnn_size=4, forget_bias=numpy.int64(-1)).forget_bias == -1.0
+    for bad in (1e39, -1e39, 10 ** 400):
+        with pytest.raises(ValueError, match='float32 range'):
+            CharRNN(5, forget_bias=bad)

@@ -364,3 +364,38 @@ def test_forget_bias_reaches_the_model_and_the_checkpoint(charlm, corpus, tmp_pa
     numpy.testing.assert_array_equal(seen[0][H:2 * H], 1.0)
     numpy.testing.assert_array_equal(seen[0][:H], 0.0)
     assert load_checkpoint(res.latest).model_config['forget_bias'] == 1.0
+
+
+def _drop_forget_bias(path):
+    """Rewrite a checkpoint as one written before the forget_bias option existed."""
+    with numpy.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(arrays['meta'].tobytes().decode('utf-8'))
+    del meta['model']['forget_bias']
+    del meta['train']['forget_bias']
+    arrays['meta'] = numpy.frombuffer(json.dumps(meta).encode('utf-8'), dtype=numpy.uint8)
+    with open(path, 'wb') as f:
+        numpy.savez(f, **arrays)
+
+
+def test_legacy_checkpoints_record_the_forget_bias_they_were_trained_with(charlm, corpus,
+                                                                            tmp_path):
+    res, _ = charlm.run_train(corpus, tmp_path / 'old', max_iters=2)
+    _drop_forget_bias(res.latest)
+    ck = load_checkpoint(res.latest)
+    assert ck.model_config['forget_bias'] == 1.0          # CharRNN's value before the option
+    res2, _ = charlm.run_train(corpus, tmp_path / 'old', resume=res.latest, max_iters=3,
+                               explicit={'resume', 'max_iters'})
+    ck2 = load_checkpoint(res2.latest)
+    assert ck2.model_config['forget_bias'] == 1.0
+    assert ck2.meta['train']['forget_bias'] == 1.0
+
+
+def test_init_from_keeps_the_source_forget_bias(charlm, corpus, tmp_path):
+    res, _ = charlm.run_train(corpus, tmp_path / 'base', max_iters=2, forget_bias=0.5)
+    with pytest.raises(ConfigError, match='--forget-bias 3'):
+        charlm.run_train(corpus, tmp_path / 'x', explicit={'forget_bias', 'init_from'},
+                         forget_bias=3.0, init_from=res.latest)
+    res2, _ = charlm.run_train(corpus, tmp_path / 'ft', max_iters=1, init_from=res.latest,
+                               explicit={'init_from', 'max_iters'})
+    assert load_checkpoint(res2.latest).model_config['forget_bias'] == 0.5

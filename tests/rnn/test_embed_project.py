@@ -229,3 +229,53 @@ def test_gpu_equals_cpu(shape, V):
     for a, b in zip(got, ref):
         assert isinstance(a, cp.ndarray)
         numpy.testing.assert_allclose(cp.asnumpy(a), b, rtol=1e-12, atol=1e-12)
+
+
+def test_strided_int64_ids():
+    """Views whose reshape(-1) stays strided (every other column, reversed rows) reach the
+    compiled scatter-add as copies."""
+    rs = numpy.random.RandomState(9)
+    X = rs.randint(0, 6, size=(4, 16)).astype(numpy.int64)
+    E, W = rs.randn(6, 3), rs.randn(5, 3)
+    for x in (X[:, ::2], X[0, ::-1], X[::-1, 1::3]):
+        gy = rs.randn(*(x.shape + (5,)))
+        got = _grads(embed_project, x, E, W, gy)
+        ref = _grads(_unfused, numpy.ascontiguousarray(x), E, W, gy)
+        for a, b in zip(got, ref):
+            numpy.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_node_label_and_repr():
+    y = embed_project(numpy.zeros((2, 3), numpy.int64), Variable(numpy.ones((2, 4))),
+                      Variable(numpy.ones((5, 4))))
+    assert y.creator.label == 'EmbedProject'
+    assert 'EmbedProject' in repr(y.creator)
+
+
+def test_zero_output_features():
+    x = numpy.array([0, 1, 1, 0, 1])
+    E = Variable(numpy.ones((2, 3)))
+    W = Variable(numpy.ones((0, 3)))
+    y = embed_project(x, E, W)
+    assert y.shape == (5, 0)
+    y.grad = numpy.ones((5, 0))
+    y.backward()
+    numpy.testing.assert_array_equal(E.grad, numpy.zeros((2, 3)))
+    assert W.grad.shape == (0, 3)
+
+
+def test_non_array_arguments_are_type_errors():
+    with pytest.raises(TypeError, match='integer array'):
+        embed_project([[0, 1]], numpy.ones((2, 3)), numpy.ones((4, 3)))
+    with pytest.raises(TypeError, match='W must be a float array'):
+        embed_project(numpy.array([0, 1, 1]), numpy.ones((2, 3)), [[1.0, 2.0, 3.0]])
+
+
+def test_bad_ids_leave_a_lazy_link_uninitialised():
+    link = L.NStepLSTM(1, None, 3, 0.0)
+    with pytest.raises(IndexError, match='out-of-range'):
+        link.forward_embed(None, None, numpy.array([[0, 9]]), numpy.ones((3, 5), numpy.float32))
+    assert link[0].W_ih.array is None
+    hy, cy, ys = link.forward_embed(None, None, numpy.array([[0, 2]]),
+                                    numpy.ones((3, 4), numpy.float32))
+    assert link[0].W_ih.shape == (12, 4)
