@@ -29,8 +29,8 @@ epochs (the carried state is reset at each epoch start, as in both trainers). Ro
 separates the two runs slowly, so the output adds the mean loss of each block of 100 steps.
 Measured 2026-11-29 (``results/crosscheck_torch_charlm_float32.json``, seed 0): the block means
 agree to 4e-5 over the first 1,100 steps and to 1.5e-4 over the next 100; the largest
-single-step difference is 2.2e-3. So seqdbr's float32 arithmetic (including the polynomial ``exp`` of the
-compiled cells) trains the model as PyTorch's does.
+single-step difference is 2.2e-3. So seqdbr's float32 arithmetic (including the polynomial
+``exp`` of the compiled cells) trains the model as PyTorch's does.
 """
 import argparse
 import json

@@ -173,8 +173,8 @@ def _train_config_from_args(args):
     from seqdbr.charlm.train import TrainConfig
     values = {}
     explicit = set()
-    for name in ('model', 'rnn_size', 'num_layers', 'dropout', 'forget_bias', 'impl', 'corpus', 'encoding',
-                 'train_frac', 'val_frac', 'seq_length', 'batch_size', 'optimizer',
+    for name in ('model', 'rnn_size', 'num_layers', 'dropout', 'forget_bias', 'impl', 'corpus',
+                 'encoding', 'train_frac', 'val_frac', 'seq_length', 'batch_size', 'optimizer',
                  'learning_rate', 'lr_decay', 'lr_decay_after', 'grad_clip', 'max_epochs',
                  'max_iters', 'max_minutes', 'eval_every', 'checkpoint_every', 'out', 'seed',
                  'device', 'resume', 'init_from'):
