@@ -34,6 +34,12 @@ NumPy specifics (measured on the 2-core development box, B = 50, H = 128, float3
   pre-activations below about -88 yields exactly 0 (sigmoid) or -1 (tanh); the overflow
   flag is masked, so no input can warn or produce NaN.
 
+Without a graph (``no_backprop_mode``: evaluation, sampling) the CPU LSTM with the
+compiled kernels keeps the gates row-major in the weights' own layout and runs the stepwise
+C cell of ``F.lstm`` per step: nothing is saved and no weight is rearranged, which for one
+character at a time (sampling) made a 2x128 model's step about 1.35x faster; a 50x50 window
+costs the same either way.
+
 CuPy: row-major gate arrays and one fused elementwise kernel per step for the forward
 and one for the backward (``seqdbr.rnn.kernels``) around cuBLAS matmuls.
 
@@ -351,7 +357,49 @@ _LSTM_ORDER = (0, 1, 3, 2)
 _LSTM_SCALE = (-1, -1, -1, -2)
 
 
+def _lstm_inference_cpu(cells, X, W_ih, W_hh, b_ih, b_hh, h0, c0, plan, H, rev):
+    """Forward only (no graph is kept, so nothing is saved for a backward): the gates stay
+    row-major ``[i | f | g | o]`` as the weights are laid out, so no weight is rearranged,
+    and each step is one ``h W_hh^T`` GEMM plus the stepwise C cell of ``F.lstm``. For short
+    windows (sampling one character at a time) the rearrangement the training path does per
+    call (about 0.15 ms per layer at H=128) was most of the time. Same results up to
+    rounding."""
+    b = b_ih + b_hh
+    if W_ih is None:
+        G = X + b
+    else:
+        G = numpy.matmul(X, W_ih.T)
+        G += b
+    if rev is not None:
+        G = G.take(rev, axis=0)
+    N = G.shape[0]
+    B = plan.B
+    dtype = G.dtype
+    Y = numpy.empty((N, H), dtype=dtype)
+    C = numpy.empty((N, H), dtype=dtype)
+    act = numpy.empty((B, 4 * H), dtype=dtype)
+    tc = numpy.empty((B, H), dtype=dtype)
+    hh = numpy.empty((B, 4 * H), dtype=dtype)
+    WhT = W_hh.T
+    c0 = numpy.zeros((B, H), dtype=dtype) if c0 is None else numpy.ascontiguousarray(c0, dtype)
+    h_prev, ps = h0, None
+    for s, Bt in zip(plan.offsets, plan.batch_sizes):
+        e = s + Bt
+        g = G[s:e]
+        if h_prev is not None:
+            numpy.matmul(h_prev[:Bt], WhT, out=hh[:Bt])
+            g += hh[:Bt]
+        cp = c0[:Bt] if ps is None else C[ps:ps + Bt]
+        cells.lstm_cell_fwd(g, cp, Bt, H, act[:Bt], C[s:e], tc[:Bt], Y[s:e])
+        h_prev, ps = Y[s:e], s
+    return Y, C, None
+
+
 def _lstm_forward_cpu(X, W_ih, W_hh, b_ih, b_hh, h0, c0, plan, H, rev):
+    if not config.enable_backprop:
+        cells = cpu_kernels.cells_for(X.dtype)
+        if cells is not None:
+            return _lstm_inference_cpu(cells, X, W_ih, W_hh, b_ih, b_hh, h0, c0, plan, H, rev)
     Wh = _gate_blocks(W_hh, H, _LSTM_ORDER, _LSTM_SCALE)
     b = _gate_blocks(b_ih + b_hh, H, _LSTM_ORDER, _LSTM_SCALE)
     A = _project_cpu(X, W_ih, H, _LSTM_ORDER, _LSTM_SCALE)      # (4, N, H)

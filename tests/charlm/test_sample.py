@@ -13,7 +13,7 @@ from seqdbr.charlm.model import CharRNN
 from seqdbr.charlm.sample import choose, sample
 from seqdbr.charlm.vocab import UnknownCharacterError, Vocabulary
 from seqdbr.core import initializers
-from seqdbr.core.config import config
+from seqdbr.core.config import config, no_backprop_mode, using_config
 
 TEXT = 'the quick brown fox jumps over the lazy dog\n\u732b\u304c\u597d\u304d\u3002\n'
 
@@ -71,9 +71,11 @@ def test_prime_is_fed_exactly_once_over_its_whole_length(lm, monkeypatch):
     assert calls[0][0] == (1, 500)                         # the whole prime in one call
     assert [c[0] for c in calls[1:]] == [(1, 1)] * 4       # then one char per call
     assert all(not bp and not tr for _, bp, tr in calls)   # no graph, no dropout
-    # The state after the prime equals the state of one pass over the prime.
+    # The state after the prime equals the state of one pass over the prime (run the same
+    # way: without a graph, which takes the inference path of the n-step LSTM).
     model.reset_state()
-    real(model, vocab.encode(prime)[None, :])
+    with no_backprop_mode(), using_config('train', False):
+        real(model, vocab.encode(prime)[None, :])
     ref = model.get_state()
     sample(model, vocab, 0, prime=prime)
     for k, a in model.get_state().items():
