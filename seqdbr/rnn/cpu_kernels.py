@@ -6,8 +6,11 @@ optional, so an install without one still succeeds). When it is importable:
 * the CPU n-step LSTM and GRU (:mod:`seqdbr.rnn.n_step`) do each step's cell arithmetic in
   one fused, vectorised C pass instead of about 14 (LSTM forward) to 20 (backward) NumPy
   calls; the per-step ``h W_hh^T`` matmul stays with NumPy's BLAS;
-* the stepwise cell :func:`seqdbr.functions.lstm` (``L.LSTM``, ``L.StatelessLSTM``) runs its
-  forward and its backward as one C pass each.
+* the stepwise cells :func:`seqdbr.functions.lstm` (``L.LSTM``, ``L.StatelessLSTM``) and
+  :func:`seqdbr.functions.gru_cell` (``L.GRU``, ``L.StatefulGRU``) run their forward and
+  their backward as one C pass each; the n-step layers use them too when no graph is
+  recorded (evaluation, sampling);
+* the backward of :func:`seqdbr.functions.embed_project` scatter-adds rows in C.
 
 Both paths compute the same function: float64 results agree to rounding (1e-13), float32
 ones to about 1e-6 relative (the C float32 ``exp`` is a polynomial with relative error below
@@ -36,7 +39,8 @@ _enabled = available and os.environ.get('SEQDBR_CPU_KERNELS', '1') != '0'
 
 
 def enabled():
-    """True when the CPU recurrences (n-step LSTM/GRU, ``F.lstm``) use the compiled kernels."""
+    """True when the CPU recurrences (n-step LSTM/GRU, ``F.lstm``, ``F.gru_cell``) use the
+    compiled kernels."""
     return _enabled
 
 

@@ -4,7 +4,7 @@ import numpy
 from seqdbr.core import backend
 from seqdbr.core.function_node import FunctionNode
 from seqdbr.core.variable import Variable
-from seqdbr.rnn import kernels
+from seqdbr.rnn import cpu_kernels, kernels
 from seqdbr.rnn.lstm import _sigmoid_of_negated
 
 __all__ = ['gru_cell']
@@ -17,6 +17,17 @@ class GRUCell(FunctionNode):
         h_prev, gi, gh = inputs
         B, H = h_prev.shape
         Bx = gi.shape[0]
+        cells = cpu_kernels.cells_for(gi.dtype)
+        if cells is not None:
+            # compiled path: one fused pass (seqdbr.rnn.cpu_kernels)
+            act = numpy.empty((Bx, 3 * H), dtype=gi.dtype)
+            h = numpy.empty_like(h_prev)
+            cells.gru_cell_fwd(numpy.ascontiguousarray(gi), numpy.ascontiguousarray(gh),
+                               numpy.ascontiguousarray(h_prev), Bx, H, act, h)
+            if Bx < B:
+                h[Bx:] = h_prev[Bx:]
+            self.act = act
+            return (h,)
         H2 = 2 * H
         # act = [r | z | n]; r and z: sigmoid(gi + gh) = 1 / (1 + exp(-(gi + gh)))
         act = numpy.empty_like(gi)
@@ -71,6 +82,18 @@ class GRUCell(FunctionNode):
         act = self.act
         Bx = act.shape[0]
         gh_arr = self.inputs[2].array
+        cells = cpu_kernels.cells_for(act.dtype)
+        if cells is not None:
+            gh_prev = numpy.empty_like(h_prev)
+            ggi = numpy.empty_like(act)
+            ggh = numpy.empty_like(act)
+            cells.gru_cell_bwd(act, numpy.ascontiguousarray(gh_arr),
+                               numpy.ascontiguousarray(h_prev),
+                               numpy.ascontiguousarray(gy, dtype=act.dtype), Bx, H,
+                               gh_prev, ggi, ggh)
+            if Bx < B:
+                gh_prev[Bx:] = gy[Bx:]
+            return gh_prev, ggi, ggh
         r = act[:, :H]
         z = act[:, H:H2]
         n = act[:, H2:]

@@ -226,3 +226,42 @@ def test_set_enabled_without_extension_raises(monkeypatch):
         cpu_kernels.set_enabled(True)
     assert cpu_kernels.set_enabled(False) is False
     assert cpu_kernels.cells() is None
+
+
+@needs_kernels
+@pytest.mark.parametrize('B,Bx,H', [(1, 1, 1), (4, 4, 5), (5, 2, 3)])
+def test_gru_cell_compiled_equals_numpy(B, Bx, H):
+    """F.gru_cell forward and backward: compiled kernel against the NumPy code, float64,
+    with a shrinking batch (rows Bx.. pass through)."""
+    import seqdbr.functions as F
+    from seqdbr.core.variable import Variable
+    rs = numpy.random.RandomState(B + Bx + H)
+    h, gi, gh = rs.randn(B, H), rs.randn(Bx, 3 * H) * 2, rs.randn(Bx, 3 * H) * 2
+    gy = rs.randn(B, H)
+    out = {}
+    for on in (True, False):
+        old = cpu_kernels.set_enabled(on)
+        try:
+            vs = [Variable(a.copy()) for a in (h, gi, gh)]
+            y = F.gru_cell(*vs)
+            y.grad = gy.copy()
+            y.backward()
+            out[on] = [y.array] + [v.grad for v in vs]
+        finally:
+            cpu_kernels.set_enabled(old)
+    for a, b in zip(out[True], out[False]):
+        numpy.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
+
+
+@needs_kernels
+def test_raw_gru_cell_kernel_errors():
+    from seqdbr.rnn import _cpu_cells
+    B, H = 2, 3
+    g = numpy.zeros((B, 3 * H), numpy.float32)
+    h = numpy.zeros((B, H), numpy.float32)
+    with pytest.raises(ValueError, match='h_prev'):       # fewer rows than Bx
+        _cpu_cells.gru_cell_fwd(g, g, h[:1], B, H, g.copy(), h.copy())
+    with pytest.raises(TypeError, match='float64 but the other arrays are float32'):
+        _cpu_cells.gru_cell_fwd(g, g.astype(numpy.float64), h, B, H, g.copy(), h.copy())
+    with pytest.raises(ValueError, match='ggh'):
+        _cpu_cells.gru_cell_bwd(g, g, h, h, B, H, h.copy(), g.copy(), g[:1].copy())

@@ -9,6 +9,9 @@ from seqdbr.core import backend
 from seqdbr.core.variable import Variable
 from seqdbr.gradient_check import check_backward, assert_allclose
 
+# every test here runs with the compiled CPU cell (seqdbr.rnn._cpu_cells) and with NumPy
+pytestmark = pytest.mark.usefixtures('cpu_path')
+
 
 def _sigmoid(x):
     return 1.0 / (1.0 + numpy.exp(-x))

@@ -479,43 +479,49 @@ def test_gpu_matches_cpu(kind, bi, lengths):
 
 # -- forward without a graph (no_backprop_mode: the LSTM's row-major inference path) ---------
 
+@pytest.mark.parametrize('kind', ['lstm', 'gru'])
 @pytest.mark.parametrize('bi', [False, True])
 @pytest.mark.parametrize('lengths', [[1], [2, 3, 1], [4, 4, 4], [5, 1, 3, 3, 2]])
 @pytest.mark.parametrize('with_state', [False, True])
 @pytest.mark.parametrize('dtype', [numpy.float64, numpy.float32])
-def test_forward_without_graph_equals_forward_with_graph(bi, lengths, with_state, dtype):
+def test_forward_without_graph_equals_forward_with_graph(kind, bi, lengths, with_state, dtype):
     from seqdbr.core.config import no_backprop_mode
     n_layers, I, H = 2, 3, 4
     K = n_layers * (2 if bi else 1)
     rng = numpy.random.RandomState(len(lengths) + 7)
     xs = [rng.randn(n, I).astype(dtype) for n in lengths]
-    ws, bs = make_params('lstm', n_layers, I, H, bi, seed=sum(lengths))
+    ws, bs = make_params(kind, n_layers, I, H, bi, seed=sum(lengths))
     ws = [[w.astype(dtype) for w in p] for p in ws]
     bs = [[b.astype(dtype) for b in p] for p in bs]
     hx = rng.randn(K, len(lengths), H).astype(dtype) if with_state else None
-    cx = rng.randn(K, len(lengths), H).astype(dtype) if with_state else None
+    cx = rng.randn(K, len(lengths), H).astype(dtype) if with_state and kind == 'lstm' \
+        else None
     wv = [[Variable(w) for w in p] for p in ws]       # parameters: a graph is recorded
     bv = [[Variable(b) for b in p] for p in bs]
-    hy0, cy0, ys0 = run('lstm', bi, n_layers, hx, cx, wv, bv, xs)
+    hy0, cy0, ys0 = run(kind, bi, n_layers, hx, cx, wv, bv, xs)
     assert hy0.creator is not None
     with no_backprop_mode():
-        hy1, cy1, ys1 = run('lstm', bi, n_layers, hx, cx, wv, bv, xs)
+        hy1, cy1, ys1 = run(kind, bi, n_layers, hx, cx, wv, bv, xs)
     assert hy1.creator is None
     tol = 1e-12 if dtype == numpy.float64 else 2e-6
-    for a, b in [(hy1, hy0), (cy1, cy0)] + list(zip(ys1, ys0)):
+    pairs = [(hy1, hy0)] + ([(cy1, cy0)] if kind == 'lstm' else [])
+    for a, b in pairs + list(zip(ys1, ys0)):
         numpy.testing.assert_allclose(a.array, b.array, rtol=tol, atol=tol)
 
 
-def test_forward_without_graph_pre_projected_input():
+@pytest.mark.parametrize('kind', ['lstm', 'gru'])
+def test_forward_without_graph_pre_projected_input(kind):
     """Layer 0 without W_ih (the forward_embed form) on the inference path."""
     from seqdbr.core.config import no_backprop_mode
     rng = numpy.random.RandomState(3)
     H = 4
-    X = rng.randn(3, 5, 4 * H)
-    ws, bs = make_params('lstm', 2, 4 * H, H, False, seed=3)
+    G = 4 if kind == 'lstm' else 3
+    X = rng.randn(3, 5, G * H)
+    ws, bs = make_params(kind, 2, G * H, H, False, seed=3)
     ws[0][0] = None
-    out0 = F.n_step_lstm(2, 0.0, None, None, ws, bs, Variable(X))
+    out0 = run(kind, False, 2, None, None, ws, bs, Variable(X))
     with no_backprop_mode():
-        out1 = F.n_step_lstm(2, 0.0, None, None, ws, bs, X)
+        out1 = run(kind, False, 2, None, None, ws, bs, X)
     for a, b in zip(out1, out0):
-        numpy.testing.assert_allclose(a.array, b.array, rtol=1e-12, atol=1e-12)
+        if b is not None:
+            numpy.testing.assert_allclose(a.array, b.array, rtol=1e-12, atol=1e-12)
