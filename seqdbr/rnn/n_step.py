@@ -357,6 +357,17 @@ _LSTM_ORDER = (0, 1, 3, 2)
 _LSTM_SCALE = (-1, -1, -1, -2)
 
 
+def _row_major_projection(xp, X, W_ih, b, rev):
+    """Row-major ``(N, G*H)`` pre-activations ``X W_ih^T + b`` (``X + b`` when layer 0 takes
+    pre-projected input, ``W_ih`` None), rows reversed per sequence by ``rev`` if given."""
+    if W_ih is None:
+        G = X + b
+    else:
+        G = xp.matmul(X, W_ih.T)
+        G += b
+    return G if rev is None else G.take(rev, axis=0)
+
+
 def _lstm_inference_cpu(cells, X, W_ih, W_hh, b_ih, b_hh, h0, c0, plan, H, rev):
     """Forward only (no graph is kept, so nothing is saved for a backward): the gates stay
     row-major ``[i | f | g | o]`` as the weights are laid out, so no weight is rearranged,
@@ -364,14 +375,7 @@ def _lstm_inference_cpu(cells, X, W_ih, W_hh, b_ih, b_hh, h0, c0, plan, H, rev):
     windows (sampling one character at a time) the rearrangement the training path does per
     call (about 0.15 ms per layer at H=128) was most of the time. Same results up to
     rounding."""
-    b = b_ih + b_hh
-    if W_ih is None:
-        G = X + b
-    else:
-        G = numpy.matmul(X, W_ih.T)
-        G += b
-    if rev is not None:
-        G = G.take(rev, axis=0)
+    G = _row_major_projection(numpy, X, W_ih, b_ih + b_hh, rev)
     N = G.shape[0]
     B = plan.B
     dtype = G.dtype
@@ -638,9 +642,7 @@ _GRU_SCALE = (-1, -1, 1)
 def _gru_inference_cpu(cells, X, W_ih, W_hh, b_ih, b_hh, h0, plan, H, rev):
     """Forward only, as :func:`_lstm_inference_cpu`: row-major ``[r | z | n]`` projections
     and the stepwise C cell of ``F.gru_cell`` per step."""
-    G = X + b_ih if W_ih is None else numpy.matmul(X, W_ih.T) + b_ih
-    if rev is not None:
-        G = G.take(rev, axis=0)
+    G = _row_major_projection(numpy, X, W_ih, b_ih, rev)
     N = G.shape[0]
     B = plan.B
     dtype = G.dtype
@@ -872,13 +874,7 @@ def _gru_window_grads(dGH, dGIn, CARRY, X, W_ih, Wh, Yp, h0, plan, H, rev, need)
 
 def _lstm_forward_gpu(X, W_ih, W_hh, b_ih, b_hh, h0, c0, plan, H, rev):
     xp = backend.get_array_module(X)
-    if W_ih is None:
-        G = X + (b_ih + b_hh)
-    else:
-        G = xp.matmul(X, W_ih.T)
-        G += b_ih + b_hh
-    if rev is not None:
-        G = G.take(rev, axis=0)
+    G = _row_major_projection(xp, X, W_ih, b_ih + b_hh, rev)
     N = G.shape[0]
     B = plan.B
     dtype = G.dtype
@@ -956,13 +952,7 @@ def _lstm_backward_gpu(saved, X, W_ih, W_hh, plan, H, rev, gY, ghN, gcN, need):
 
 def _gru_forward_gpu(X, W_ih, W_hh, b_ih, b_hh, h0, c0, plan, H, rev):
     xp = backend.get_array_module(X)
-    if W_ih is None:
-        GI = X + b_ih
-    else:
-        GI = xp.matmul(X, W_ih.T)
-        GI += b_ih
-    if rev is not None:
-        GI = GI.take(rev, axis=0)
+    GI = _row_major_projection(xp, X, W_ih, b_ih, rev)
     N = GI.shape[0]
     B = plan.B
     dtype = GI.dtype
