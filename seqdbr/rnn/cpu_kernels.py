@@ -12,10 +12,13 @@ optional, so an install without one still succeeds). When it is importable:
   recorded (evaluation, sampling);
 * the backward of :func:`seqdbr.functions.embed_project` scatter-adds rows in C.
 
-Both paths compute the same function: float64 results agree to rounding (1e-13), float32
-ones to about 1e-6 relative (the C float32 ``exp`` is a polynomial with relative error below
-2e-7; the float64 one is libm's). A saturated float32 sigmoid may come out as a subnormal
-(~6e-39) instead of 0. Other dtypes (float16) and CuPy arrays use the NumPy/CuPy code.
+Both paths compute the same function. For values of order 1 the results agree to about
+1e-13 (float64) and 1e-6 (float32); the C float32 ``exp`` is a polynomial with relative
+error below 2e-7, the float64 one is libm's. The C code computes ``tanh(x)`` as
+``2 sigmoid(2x) - 1``, so outputs near 0 carry an *absolute* error of about 1e-7 (float32)
+or 1e-16 (float64) rather than a relative one (harmless for training, visible when
+comparing tiny values). A saturated float32 sigmoid may come out as a subnormal (~6e-39)
+instead of 0. Other dtypes (float16) and CuPy arrays use the NumPy/CuPy code.
 
 Set the environment variable ``SEQDBR_CPU_KERNELS=0`` (read at import) or call
 :func:`set_enabled` to use the NumPy code even when the extension is built.

@@ -18,10 +18,10 @@ class GRUCell(FunctionNode):
         B, H = h_prev.shape
         Bx = gi.shape[0]
         cells = cpu_kernels.cells_for(gi.dtype)
-        if cells is not None:
-            # compiled path: one fused pass (seqdbr.rnn.cpu_kernels)
+        if cells is not None and H:
+            # compiled path: one fused pass (seqdbr.rnn.cpu_kernels); outputs C-ordered
             act = numpy.empty((Bx, 3 * H), dtype=gi.dtype)
-            h = numpy.empty_like(h_prev)
+            h = numpy.empty(h_prev.shape, dtype=h_prev.dtype)
             cells.gru_cell_fwd(numpy.ascontiguousarray(gi), numpy.ascontiguousarray(gh),
                                numpy.ascontiguousarray(h_prev), Bx, H, act, h)
             if Bx < B:
@@ -83,11 +83,11 @@ class GRUCell(FunctionNode):
         Bx = act.shape[0]
         gh_arr = self.inputs[2].array
         cells = cpu_kernels.cells_for(act.dtype)
-        if cells is not None:
-            gh_prev = numpy.empty_like(h_prev)
-            ggi = numpy.empty_like(act)
-            ggh = numpy.empty_like(act)
-            cells.gru_cell_bwd(act, numpy.ascontiguousarray(gh_arr),
+        if cells is not None and H:
+            gh_prev = numpy.empty(h_prev.shape, dtype=h_prev.dtype)
+            ggi = numpy.empty(act.shape, dtype=act.dtype)
+            ggh = numpy.empty(act.shape, dtype=act.dtype)
+            cells.gru_cell_bwd(numpy.ascontiguousarray(act), numpy.ascontiguousarray(gh_arr),
                                numpy.ascontiguousarray(h_prev),
                                numpy.ascontiguousarray(gy, dtype=act.dtype), Bx, H,
                                gh_prev, ggi, ggh)
@@ -163,8 +163,11 @@ def gru_cell(h_prev, gi, gh):
     ``[r | z | n]`` (PyTorch order). Because ``r`` multiplies ``gh_n = U_n h + b_hn``, the two
     projections cannot be summed beforehand; this cell takes them separately.
 
-    Numerics: ``sigmoid(x) = 1 / (1 + exp(-x))`` on the CPU (an ``exp`` overflowing for very
-    negative inputs yields exactly 0 and never warns), ``(1 + tanh(x / 2)) / 2`` on the GPU.
+    Numerics: ``sigmoid(x) = 1 / (1 + exp(-x))`` on the CPU, never warning. The NumPy code
+    gives exactly 0 where ``exp`` overflows; the compiled cell (``seqdbr.rnn.cpu_kernels``)
+    clamps its float32 ``exp`` and may give a subnormal (~1e-38) instead, and computes
+    ``tanh(x) = 2 sigmoid(2x) - 1`` (absolute, not relative, accuracy near 0). On the GPU
+    ``sigmoid(x) = (1 + tanh(x / 2)) / 2``.
 
     Shrinking batches: ``gi`` and ``gh`` may have ``B' <= B`` rows; rows ``B'..B-1`` of the
     result are copies of ``h_prev`` (gradient passes straight through), so the returned

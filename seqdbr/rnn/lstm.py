@@ -67,7 +67,7 @@ class LSTM(FunctionNode):
         B, H = c_prev.shape
         Bx = x.shape[0]
         cells = cpu_kernels.cells_for(x.dtype)
-        if cells is not None:
+        if cells is not None and H:
             # compiled path: one fused pass (seqdbr.rnn.cpu_kernels)
             x = numpy.ascontiguousarray(x)
             c_prev = numpy.ascontiguousarray(c_prev)
@@ -129,14 +129,16 @@ class LSTM(FunctionNode):
         Bx = a.shape[0]
         tc = self.tc
         cells = cpu_kernels.cells_for(a.dtype)
-        if cells is not None:
-            gc_prev = numpy.empty_like(c_prev)
+        if cells is not None and H:
+            # outputs C-ordered whatever the inputs' layout (the kernel writes them flat)
+            gc_prev = numpy.empty(c_prev.shape, dtype=c_prev.dtype)
             if gc is None:
                 gc_prev.fill(0)
             else:
                 gc_prev[...] = gc
-            gx = numpy.empty_like(a)
-            cells.lstm_cell_bwd(a, tc, numpy.ascontiguousarray(c_prev),
+            gx = numpy.empty(a.shape, dtype=a.dtype)
+            cells.lstm_cell_bwd(numpy.ascontiguousarray(a), numpy.ascontiguousarray(tc),
+                                numpy.ascontiguousarray(c_prev),
                                 None if gh is None else numpy.ascontiguousarray(gh, a.dtype),
                                 Bx, H, gc_prev, gx)
             return gc_prev, gx

@@ -308,7 +308,10 @@ def _gate_blocks(W, H, order, scale):
     ``order`` and multiplied by ``scale`` (one multiply per gate, no temporaries)."""
     G = len(order)
     src = W.reshape(G, H, -1) if W.ndim == 2 else W.reshape(G, 1, H)
-    out = numpy.empty_like(src)
+    # C-ordered output: with a Fortran-ordered W (e.g. a transposed array) and H = 1, NumPy
+    # 2.4's float32 negative(src[j], out=out[k]) on empty_like's layout read the input as if
+    # contiguous and gave wrong values
+    out = numpy.empty(src.shape, dtype=src.dtype)
     for k, (j, a) in enumerate(zip(order, scale)):
         if a == 1:
             out[k] = src[j]
@@ -402,7 +405,7 @@ def _lstm_inference_cpu(cells, X, W_ih, W_hh, b_ih, b_hh, h0, c0, plan, H, rev):
 def _lstm_forward_cpu(X, W_ih, W_hh, b_ih, b_hh, h0, c0, plan, H, rev):
     if not config.enable_backprop:
         cells = cpu_kernels.cells_for(X.dtype)
-        if cells is not None:
+        if cells is not None and H:
             return _lstm_inference_cpu(cells, X, W_ih, W_hh, b_ih, b_hh, h0, c0, plan, H, rev)
     Wh = _gate_blocks(W_hh, H, _LSTM_ORDER, _LSTM_SCALE)
     b = _gate_blocks(b_ih + b_hh, H, _LSTM_ORDER, _LSTM_SCALE)
@@ -665,7 +668,7 @@ def _gru_inference_cpu(cells, X, W_ih, W_hh, b_ih, b_hh, h0, plan, H, rev):
 def _gru_forward_cpu(X, W_ih, W_hh, b_ih, b_hh, h0, c0, plan, H, rev):
     if not config.enable_backprop:
         cells = cpu_kernels.cells_for(X.dtype)
-        if cells is not None:
+        if cells is not None and H:
             return _gru_inference_cpu(cells, X, W_ih, W_hh, b_ih, b_hh, h0, plan, H, rev)
     Wh = _gate_blocks(W_hh, H, _GRU_ORDER, _GRU_SCALE)
     b = b_ih.copy()

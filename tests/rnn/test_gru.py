@@ -178,3 +178,36 @@ def test_gpu_matches_cpu():
         out[xp] = [backend.to_cpu(y.array)] + [backend.to_cpu(v.grad) for v in vs]
     for a, b in zip(out[numpy], out[cupy]):
         numpy.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize('layout', ['fortran', 'transposed', 'broadcast'])
+def test_any_input_layout(layout):
+    """h_prev (and gi, gh) in any memory layout: same values and gradients as C-ordered
+    copies (the compiled cell writes its outputs C-ordered)."""
+    rng = numpy.random.RandomState(4)
+    B, H = 4, 5
+    if layout == 'fortran':
+        h = numpy.asfortranarray(rng.randn(B, H))
+    elif layout == 'transposed':
+        h = rng.randn(H, B).T
+    else:
+        h = numpy.broadcast_to(rng.randn(1, H), (B, H))
+    gi = numpy.asfortranarray(rng.randn(B, 3 * H))
+    gh = rng.randn(3 * H, B).T
+    gy = rng.randn(B, H)
+    res = []
+    for args in ((h, gi, gh), tuple(numpy.ascontiguousarray(a) for a in (h, gi, gh))):
+        vs = [Variable(a) for a in args]
+        y = F.gru_cell(*vs)
+        y.grad = gy
+        y.backward()
+        res.append([y.array] + [v.grad for v in vs])
+    for a, b in zip(*res):
+        numpy.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-13)
+    numpy.testing.assert_allclose(res[1][0], ref_gru_cell(numpy.ascontiguousarray(h), gi, gh),
+                                  rtol=1e-12, atol=1e-12)
+
+
+def test_zero_hidden_units():
+    y = F.gru_cell(numpy.zeros((2, 0)), numpy.zeros((2, 0)), numpy.zeros((2, 0)))
+    assert y.shape == (2, 0)

@@ -206,3 +206,19 @@ def test_gpu_matches_cpu():
     check_backward(F.lstm, (cupy.asarray(c_prev), cupy.asarray(x)),
                    (cupy.asarray(gc), cupy.asarray(gh)), dtype=numpy.float64, atol=1e-7,
                    rtol=1e-6)
+
+
+def test_fortran_ordered_state_backward():
+    """A Fortran-ordered c_prev (e.g. set via set_state) trains like a C-ordered one."""
+    rng = numpy.random.RandomState(6)
+    c = numpy.asfortranarray(rng.randn(3, 4))
+    x = numpy.asfortranarray(rng.randn(3, 16))
+    gc, gh = rng.randn(3, 4), rng.randn(3, 4)
+    res = []
+    for args in ((c, x), (numpy.ascontiguousarray(c), numpy.ascontiguousarray(x))):
+        vs = [Variable(a) for a in args]
+        cn, h = F.lstm(*vs)
+        F.sum(cn * gc + h * gh).backward()
+        res.append([cn.array, h.array] + [v.grad for v in vs])
+    for a, b in zip(*res):
+        numpy.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-13)

@@ -525,3 +525,21 @@ def test_forward_without_graph_pre_projected_input(kind):
     for a, b in zip(out1, out0):
         if b is not None:
             numpy.testing.assert_allclose(a.array, b.array, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize('dtype', [numpy.float32, numpy.float64])
+def test_fortran_ordered_weights_with_one_hidden_unit(dtype):
+    """H = 1 with Fortran-ordered weights (transposed arrays): the training path's gate
+    rearrangement once gave wrong float32 values here (a NumPy 2.4 strided-ufunc case)."""
+    rng = numpy.random.RandomState(8)
+    I, H = 4, 1
+    xs = [rng.randn(3, I).astype(dtype), rng.randn(2, I).astype(dtype)]
+    ws, bs = make_params('lstm', 1, I, H, seed=8)
+    wf = [[numpy.asfortranarray(w.astype(dtype)) for w in p] for p in ws]
+    wc = [[numpy.ascontiguousarray(w.astype(dtype)) for w in p] for p in ws]
+    bsd = [[b.astype(dtype) for b in p] for p in bs]
+    out_f = run('lstm', False, 1, None, None, [[Variable(w) for w in p] for p in wf], bsd, xs)
+    out_c = run('lstm', False, 1, None, None, [[Variable(w) for w in p] for p in wc], bsd, xs)
+    tol = 1e-6 if dtype == numpy.float32 else 1e-13
+    for a, b in zip([out_f[0], out_f[1]] + list(out_f[2]), [out_c[0], out_c[1]] + list(out_c[2])):
+        numpy.testing.assert_allclose(a.array, b.array, rtol=tol, atol=tol)
