@@ -178,6 +178,10 @@ class Variable:
         and any other shape raises ValueError (set ``.grad`` or reduce to a scalar first).
         Leaf gradients accumulate (add) across calls; intermediate gradients are dropped
         unless ``retain_grad=True``. Iterative: graphs of any depth work.
+
+        A variable without a creator has no graph behind it (a leaf, a variable cut by
+        ``unchain``, or one computed under ``no_backprop_mode``): then this does nothing, as
+        in Chainer, whatever its shape.
         """
         from seqdbr.core.backprop import backward
         backward(self, retain_grad)
