@@ -23,10 +23,12 @@ mkdir -p "$OUT"
 CHARLM=(--windows 20 --warmup 3)
 MLP=()
 OVERHEAD=()
+SAMPLING=()
 if [ "${1:-}" = "--quick" ]; then
     CHARLM=(--windows 3 --warmup 2)
     MLP=(--steps 5 --repeats 3 --warmup 3)
     OVERHEAD=(--repeats 3)
+    SAMPLING=(--length 100 --repeats 2)
 fi
 THREAD_ARGS=()
 if [ -n "${THREADS:-}" ]; then
@@ -55,12 +57,15 @@ venv_ok() {  # venv_ok PYTHON MODULE
 run seqdbr_overhead "$PY" benchmarks/overhead.py "${OVERHEAD[@]}"
 run seqdbr_mlp "$PY" benchmarks/mlp.py "${MLP[@]}"
 run seqdbr_charlm "$PY" benchmarks/charlm.py "${CHARLM[@]}" "${THREAD_ARGS[@]}" --profile
+run seqdbr_sampling "$PY" benchmarks/sampling.py "${SAMPLING[@]}"
 
 if venv_ok "$TORCH_PY" torch; then
     run torch_overhead "$TORCH_PY" benchmarks/anchors/torch_overhead.py "${OVERHEAD[@]}" \
         "${THREAD_ARGS[@]}"
     run torch_mlp "$TORCH_PY" benchmarks/anchors/torch_mlp.py "${MLP[@]}" "${THREAD_ARGS[@]}"
     run torch_charlm "$TORCH_PY" benchmarks/anchors/torch_charlm.py "${CHARLM[@]}" \
+        "${THREAD_ARGS[@]}"
+    run torch_sampling "$TORCH_PY" benchmarks/anchors/torch_sampling.py "${SAMPLING[@]}" \
         "${THREAD_ARGS[@]}"
 else
     echo "-- skipping the PyTorch anchors: $TORCH_PY cannot import torch" >&2
