@@ -59,6 +59,12 @@ def add_mlp_args(p):
     p.add_argument('--warmup', type=int, default=10, help='untimed steps first')
 
 
+def add_sampling_args(p):
+    p.add_argument('--hidden', type=int, default=128)
+    p.add_argument('--length', type=int, default=1000, help='characters per timed run')
+    p.add_argument('--repeats', type=int, default=7, help='timed rounds (median reported)')
+
+
 def add_charlm_args(p, threads_default=None, threads_help=BLAS_THREADS_HELP):
     """The char-LM options every implementation shares, up to ``--threads``."""
     p.add_argument('--sizes', type=int, nargs='+', default=[128, 512])

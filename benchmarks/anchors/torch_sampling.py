@@ -16,14 +16,12 @@ import numpy
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
 
-from common import emit, machine_info, make_parser  # noqa: E402
+from common import add_sampling_args, emit, machine_info, make_parser  # noqa: E402
 
 
 def main():
     p = make_parser(__doc__)
-    p.add_argument('--hidden', type=int, default=128)
-    p.add_argument('--length', type=int, default=1000)
-    p.add_argument('--repeats', type=int, default=7)
+    add_sampling_args(p)
     p.add_argument('--threads', type=int, default=2)
     args = p.parse_args()
 

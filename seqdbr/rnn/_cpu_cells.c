@@ -641,7 +641,7 @@ static PyObject *lstm_cell_fwd(PyObject *self, PyObject *args)
     Py_ssize_t Bx, H;
     if (!PyArg_ParseTuple(args, "OOnnOOOO", &ox, &ocp, &Bx, &H, &oact, &oc, &otc, &oh))
         return NULL;
-    if (bad_sizes(Bx < 0 || H < 1, Bx, 0, Bx, H))
+    if (bad_sizes(Bx < 0 || H < 0, Bx, 0, Bx, H))   /* H = 0: nothing to do */
         return NULL;
     const Arg a[6] = {{ox, "x", 0, 0, 0, Bx * 4 * H}, {ocp, "c_prev", 0, 0, 0, Bx * H},
                       {oact, "act", 1, 0, 0, Bx * 4 * H}, {oc, "c", 1, 0, 0, Bx * H},
@@ -680,7 +680,7 @@ static PyObject *lstm_cell_bwd(PyObject *self, PyObject *args)
     Py_ssize_t Bx, H;
     if (!PyArg_ParseTuple(args, "OOOOnnOO", &oact, &otc, &ocp, &ogh, &Bx, &H, &odc, &ogx))
         return NULL;
-    if (bad_sizes(Bx < 0 || H < 1, Bx, 0, Bx, H))
+    if (bad_sizes(Bx < 0 || H < 0, Bx, 0, Bx, H))   /* H = 0: nothing to do */
         return NULL;
     const Arg a[6] = {{oact, "act", 0, 0, 0, Bx * 4 * H}, {otc, "tc", 0, 0, 0, Bx * H},
                       {ocp, "c_prev", 0, 0, 0, Bx * H}, {ogh, "gh", 0, 1, 0, Bx * H},
@@ -771,7 +771,7 @@ static PyObject *gru_cell_fwd(PyObject *self, PyObject *args)
     Py_ssize_t Bx, H;
     if (!PyArg_ParseTuple(args, "OOOnnOO", &ogi, &ogh, &ohp, &Bx, &H, &oact, &oh))
         return NULL;
-    if (bad_sizes(Bx < 0 || H < 1, Bx, 0, Bx, H))
+    if (bad_sizes(Bx < 0 || H < 0, Bx, 0, Bx, H))   /* H = 0: nothing to do */
         return NULL;
     const Arg a[5] = {{ogi, "gi", 0, 0, 0, Bx * 3 * H}, {ogh, "gh", 0, 0, 0, Bx * 3 * H},
                       {ohp, "h_prev", 0, 0, 0, Bx * H}, {oact, "act", 1, 0, 0, Bx * 3 * H},
@@ -812,7 +812,7 @@ static PyObject *gru_cell_bwd(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "OOOOnnOOO", &oact, &ogh, &ohp, &ogy, &Bx, &H, &oghp, &oggi,
                           &oggh))
         return NULL;
-    if (bad_sizes(Bx < 0 || H < 1, Bx, 0, Bx, H))
+    if (bad_sizes(Bx < 0 || H < 0, Bx, 0, Bx, H))   /* H = 0: nothing to do */
         return NULL;
     const Arg a[7] = {{oact, "act", 0, 0, 0, Bx * 3 * H}, {ogh, "gh", 0, 0, 0, Bx * 3 * H},
                       {ohp, "h_prev", 0, 0, 0, Bx * H}, {ogy, "gy", 0, 0, 0, Bx * H},

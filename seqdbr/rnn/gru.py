@@ -18,7 +18,7 @@ class GRUCell(FunctionNode):
         B, H = h_prev.shape
         Bx = gi.shape[0]
         cells = cpu_kernels.cells_for(gi.dtype)
-        if cells is not None and H:
+        if cells is not None:
             # compiled path: one fused pass (seqdbr.rnn.cpu_kernels); outputs C-ordered
             act = numpy.empty((Bx, 3 * H), dtype=gi.dtype)
             h = numpy.empty(h_prev.shape, dtype=h_prev.dtype)
@@ -83,7 +83,7 @@ class GRUCell(FunctionNode):
         Bx = act.shape[0]
         gh_arr = self.inputs[2].array
         cells = cpu_kernels.cells_for(act.dtype)
-        if cells is not None and H:
+        if cells is not None:
             gh_prev = numpy.empty(h_prev.shape, dtype=h_prev.dtype)
             ggi = numpy.empty(act.shape, dtype=act.dtype)
             ggh = numpy.empty(act.shape, dtype=act.dtype)

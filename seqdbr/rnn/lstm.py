@@ -67,7 +67,7 @@ class LSTM(FunctionNode):
         B, H = c_prev.shape
         Bx = x.shape[0]
         cells = cpu_kernels.cells_for(x.dtype)
-        if cells is not None and H:
+        if cells is not None:
             # compiled path: one fused pass (seqdbr.rnn.cpu_kernels)
             x = numpy.ascontiguousarray(x)
             c_prev = numpy.ascontiguousarray(c_prev)
@@ -129,7 +129,7 @@ class LSTM(FunctionNode):
         Bx = a.shape[0]
         tc = self.tc
         cells = cpu_kernels.cells_for(a.dtype)
-        if cells is not None and H:
+        if cells is not None:
             # outputs C-ordered whatever the inputs' layout (the kernel writes them flat)
             gc_prev = numpy.empty(c_prev.shape, dtype=c_prev.dtype)
             if gc is None:

@@ -371,13 +371,14 @@ def _row_major_projection(xp, X, W_ih, b, rev):
     return G if rev is None else G.take(rev, axis=0)
 
 
-def _lstm_inference_cpu(cells, X, W_ih, W_hh, b_ih, b_hh, h0, c0, plan, H, rev):
+def _lstm_inference_cpu(X, W_ih, W_hh, b_ih, b_hh, h0, c0, plan, H, rev):
     """Forward only (no graph is kept, so nothing is saved for a backward): the gates stay
     row-major ``[i | f | g | o]`` as the weights are laid out, so no weight is rearranged,
     and each step is one ``h W_hh^T`` GEMM plus the stepwise C cell of ``F.lstm``. For short
     windows (sampling one character at a time) the rearrangement the training path does per
     call (about 0.15 ms per layer at H=128) was most of the time. Same results up to
-    rounding."""
+    rounding. Taken by ``_RNNLayer`` when no graph is recorded and the kernels are built."""
+    cells = cpu_kernels.cells_for(X.dtype)
     G = _row_major_projection(numpy, X, W_ih, b_ih + b_hh, rev)
     N = G.shape[0]
     B = plan.B
@@ -403,10 +404,6 @@ def _lstm_inference_cpu(cells, X, W_ih, W_hh, b_ih, b_hh, h0, c0, plan, H, rev):
 
 
 def _lstm_forward_cpu(X, W_ih, W_hh, b_ih, b_hh, h0, c0, plan, H, rev):
-    if not config.enable_backprop:
-        cells = cpu_kernels.cells_for(X.dtype)
-        if cells is not None and H:
-            return _lstm_inference_cpu(cells, X, W_ih, W_hh, b_ih, b_hh, h0, c0, plan, H, rev)
     Wh = _gate_blocks(W_hh, H, _LSTM_ORDER, _LSTM_SCALE)
     b = _gate_blocks(b_ih + b_hh, H, _LSTM_ORDER, _LSTM_SCALE)
     A = _project_cpu(X, W_ih, H, _LSTM_ORDER, _LSTM_SCALE)      # (4, N, H)
@@ -642,9 +639,10 @@ _GRU_ORDER = (0, 1, 2)
 _GRU_SCALE = (-1, -1, 1)
 
 
-def _gru_inference_cpu(cells, X, W_ih, W_hh, b_ih, b_hh, h0, plan, H, rev):
+def _gru_inference_cpu(X, W_ih, W_hh, b_ih, b_hh, h0, c0, plan, H, rev):
     """Forward only, as :func:`_lstm_inference_cpu`: row-major ``[r | z | n]`` projections
     and the stepwise C cell of ``F.gru_cell`` per step."""
+    cells = cpu_kernels.cells_for(X.dtype)
     G = _row_major_projection(numpy, X, W_ih, b_ih, rev)
     N = G.shape[0]
     B = plan.B
@@ -666,10 +664,6 @@ def _gru_inference_cpu(cells, X, W_ih, W_hh, b_ih, b_hh, h0, plan, H, rev):
 
 
 def _gru_forward_cpu(X, W_ih, W_hh, b_ih, b_hh, h0, c0, plan, H, rev):
-    if not config.enable_backprop:
-        cells = cpu_kernels.cells_for(X.dtype)
-        if cells is not None and H:
-            return _gru_inference_cpu(cells, X, W_ih, W_hh, b_ih, b_hh, h0, plan, H, rev)
     Wh = _gate_blocks(W_hh, H, _GRU_ORDER, _GRU_SCALE)
     b = b_ih.copy()
     b[:2 * H] += b_hh[:2 * H]
@@ -1035,6 +1029,8 @@ _IMPL = {
     ('gru', True): (_gru_forward_cpu, _gru_backward_cpu),
     ('gru', False): (_gru_forward_gpu, _gru_backward_gpu),
 }
+#: CPU forward without a graph (nothing saved), used when the compiled cells are available.
+_INFERENCE_CPU = {'lstm': _lstm_inference_cpu, 'gru': _gru_inference_cpu}
 
 
 # -- the layer node -----------------------------------------------------------------------------
@@ -1095,6 +1091,8 @@ class _RNNLayer(FunctionNode):
         H = inputs[2].shape[1]
         self.H = H
         fwd = _IMPL[self.kind, cpu][0]
+        if cpu and not config.enable_backprop and cpu_kernels.cells_for(X.dtype) is not None:
+            fwd = _INFERENCE_CPU[self.kind]
         last = plan.index('last', xp)
         Ys, hNs, cNs, saved = [], [], [], []
         for d in range(D):
