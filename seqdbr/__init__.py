@@ -19,5 +19,6 @@ from seqdbr.core.function_node import FunctionNode  # noqa: F401
 from seqdbr.core import functions as _functions  # noqa: F401  (installs operators)
 from seqdbr.core.link import Link, Chain, ChainList  # noqa: F401
 from seqdbr.core.graph import build_computational_graph  # noqa: F401
+from seqdbr.core.seeding import seed  # noqa: F401
 from seqdbr import functions, links, optimizers, serializers, initializers  # noqa: F401,E402
 from seqdbr import gradient_check  # noqa: F401

@@ -7,113 +7,12 @@ comparable: ``B`` parallel streams of ``L = (N - 1) // B`` positions walked in w
 window to the next; the ``(N - 1) mod B`` targets after the last stream are then scored by
 continuing the last stream's state, so nothing is left out. The model's own carried
 (training) state is saved before and restored after, so evaluating in the middle of training
-does not disturb it.
+does not disturb it. The scoring itself is :func:`seqdbr.rnn.lm_eval.evaluate_tokens`
+(re-exported here); this module adds the checkpoint-and-corpus front end.
 """
-import dataclasses
-import math
-
-import numpy
-
-from seqdbr.core import backend
-from seqdbr.core.config import no_backprop_mode, using_config
-from seqdbr.core.functions import loss as _loss
+from seqdbr.rnn.lm_eval import LN2, EvalResult, evaluate_tokens  # noqa: F401
 
 __all__ = ['EvalResult', 'evaluate_tokens', 'evaluate_split']
-
-LN2 = math.log(2.0)
-
-
-@dataclasses.dataclass(frozen=True)
-class EvalResult:
-    """Result of :func:`evaluate_tokens`.
-
-    Attributes:
-        loss (float): mean cross-entropy per character, in nats.
-        bits_per_char (float): ``loss / ln 2``.
-        perplexity (float): ``exp(loss)`` (``inf`` if it overflows).
-        num_tokens (int): number of targets scored (``len(tokens) - 1``).
-    """
-    loss: float
-    bits_per_char: float
-    perplexity: float
-    num_tokens: int
-
-    def to_json(self):
-        return dataclasses.asdict(self)
-
-
-def _score(model, x_host, t_host, xp):
-    """Summed cross-entropy (float, nats) of one window (the model's state is carried)."""
-    x = xp.asarray(x_host)
-    t = xp.asarray(t_host)
-    y = model(x)                                  # (B, T, V)
-    B, T, V = y.shape
-    per_token = _loss.softmax_cross_entropy(y.reshape(B * T, V), t.reshape(B * T),
-                                            ignore_label=None, reduce='no')
-    return float(backend.to_cpu(per_token.array).sum(dtype=numpy.float64))
-
-
-def evaluate_tokens(model, tokens, batch_size, bptt_len):
-    """Score every next-character prediction over ``tokens``.
-
-    Args:
-        model (seqdbr.charlm.model.CharRNN): evaluated on its current device.
-        tokens (numpy.ndarray): 1-D int ids, at least 2 of them.
-        batch_size (int): parallel streams (reduced to ``len(tokens) - 1`` for tiny arrays).
-        bptt_len (int): window length in steps (only memory and speed depend on it; the
-            result does not, up to float rounding).
-
-    Returns:
-        EvalResult.
-
-    Raises:
-        ValueError: fewer than 2 tokens, or non-positive sizes.
-    """
-    tokens = numpy.asarray(tokens)
-    if tokens.ndim != 1 or tokens.size < 2:
-        raise ValueError('evaluation needs a 1-D array of at least 2 token ids (1 input and '
-                         '1 target), got shape %s; use a bigger evaluation split'
-                         % (tokens.shape,))
-    if batch_size < 1 or bptt_len < 1:
-        raise ValueError('batch_size and bptt_len must be >= 1, got %r and %r'
-                         % (batch_size, bptt_len))
-    tokens = tokens.astype(numpy.int32, copy=False)
-    n_targets = tokens.size - 1
-    B = min(int(batch_size), n_targets)
-    L = n_targets // B
-    inputs = tokens[:B * L].reshape(B, L)
-    targets = tokens[1:B * L + 1].reshape(B, L)
-    xp = model.xp
-    saved = model.get_state()
-    total = 0.0
-    try:
-        model.reset_state()
-        with no_backprop_mode(), using_config('train', False):
-            for lo in range(0, L, bptt_len):
-                hi = min(lo + bptt_len, L)
-                total += _score(model, inputs[:, lo:hi], targets[:, lo:hi], xp)
-            rest = n_targets - B * L
-            if rest:
-                # Targets B*L+1 .. N-1 continue the last stream: keep only its state row.
-                state = model.get_state()
-                model.set_state({k: v[:, B - 1:B] for k, v in state.items()})
-                tail_x = tokens[B * L:n_targets][None, :]
-                tail_t = tokens[B * L + 1:][None, :]
-                for lo in range(0, rest, bptt_len):
-                    hi = min(lo + bptt_len, rest)
-                    total += _score(model, tail_x[:, lo:hi], tail_t[:, lo:hi], xp)
-    finally:
-        if saved is None:
-            model.reset_state()
-        else:
-            model.set_state(saved)
-    loss = total / n_targets
-    try:
-        ppl = math.exp(loss)
-    except OverflowError:
-        ppl = math.inf
-    return EvalResult(loss=loss, bits_per_char=loss / LN2, perplexity=ppl,
-                      num_tokens=int(n_targets))
 
 
 def evaluate_split(ck, corpus=None, split=None, encoding=None, batch_size=None,

@@ -55,22 +55,26 @@ import os
 import re
 import signal
 import sys
-import threading
-import time
 
 import numpy
 
 from seqdbr.charlm import checkpoint as ckpt_mod
 from seqdbr.charlm.data import resolve_fractions, split_corpus
 from seqdbr.charlm.errors import CheckpointError, ConfigError, TrainingDiverged
-from seqdbr.charlm.evaluate import LN2, evaluate_tokens
 from seqdbr.charlm.model import CharRNN, MODELS, IMPLS, check_forget_bias
+from seqdbr.charlm.snapshot import CharLMFormat, LossHistory
 from seqdbr.charlm.vocab import UnknownCharacterError, Vocabulary
-from seqdbr.core import initializers
-from seqdbr.core.functions import noise
+from seqdbr.core import seeding
 from seqdbr.datasets.corpora import load_corpus
-from seqdbr.rnn.bptt import NonFiniteLossError, ParallelSequentialBatcher, bptt_update
-from seqdbr.training.evaluator import JsonlLogger, read_jsonl, rewrite_jsonl
+from seqdbr.rnn.bptt import ParallelSequentialBatcher
+from seqdbr.rnn.lm_eval import LN2
+from seqdbr.training import BPTTUpdater, IntervalTrigger, MinValueTrigger, StopTrigger, Trainer
+from seqdbr.training.errors import OutputError, WriteError
+from seqdbr.training.errors import TrainingDiverged as GenericDiverged
+from seqdbr.training.extension import PRIORITY_SNAPSHOT, PRIORITY_WRITER, Extension
+from seqdbr.training.extensions import (DivergenceGuard, LMEvaluator, LogReport, LRScheduler,
+                                        ProgressBar, snapshot)
+from seqdbr.training.reporter import as_float, report
 
 __all__ = ['TrainConfig', 'TrainResult', 'train', 'DIVERGENCE_FACTOR', 'OPTIMIZERS',
            'LOG_NAME', 'LATEST_NAME', 'BEST_NAME', 'PLOT_NAME']
@@ -335,6 +339,7 @@ def _load_data(cfg, vocab=None, vocab_source=None, expect_sha=None):
 # Pieces of the run
 
 def _make_optimizer(cfg, model):
+    """The optimizer (with gradient clipping as a hook) and the LR schedule (an extension)."""
     from seqdbr import optimizers as O
     if cfg.optimizer == 'adam':
         opt = O.Adam(alpha=cfg.learning_rate)
@@ -343,52 +348,9 @@ def _make_optimizer(cfg, model):
     else:
         opt = O.SGD(lr=cfg.learning_rate)
     opt.setup(model)
-    schedule = O.ExponentialDecay(rate=cfg.lr_decay, after=cfg.lr_decay_after)
-    opt.add_hook(schedule)
     if cfg.grad_clip > 0:
         opt.add_hook(O.hooks.GradientClipping(cfg.grad_clip))
-    return opt, schedule
-
-
-def _rng_states():
-    return {'initializers': initializers.get_rng().bit_generator.state,
-            'dropout': noise.get_rng().bit_generator.state}
-
-
-def _set_rng_states(states, path):
-    try:
-        initializers.get_rng().bit_generator.state = states['initializers']
-        noise.get_rng().bit_generator.state = states['dropout']
-    except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError('checkpoint %s: the stored RNG state is invalid (%s)'
-                              % (path, e)) from None
-
-
-class _SignalCatcher:
-    """Turns SIGINT/SIGTERM into a flag checked between steps (main thread only)."""
-
-    def __init__(self):
-        self.signum = None
-        self._old = {}
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._old[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        if self.signum is not None:
-            # A second signal while the checkpoint is being written: give up at once (the
-            # write is atomic, so the previous checkpoint survives).
-            signal.signal(signum, self._old.get(signum, signal.SIG_DFL))
-            raise KeyboardInterrupt
-        self.signum = signum
-
-    def __exit__(self, *exc):
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
-        self._old = {}
+    return opt, O.ExponentialDecay(rate=cfg.lr_decay, after=cfg.lr_decay_after)
 
 
 class _SafeStream:
@@ -432,6 +394,7 @@ def _check_writable(out_dir, paths):
     except OSError as e:
         raise ConfigError('--out %s: cannot write into the output folder (%s); choose a '
                           'writable --out' % (out_dir, e)) from None
+
 
 
 def _plot(path, train_hist, val_hist, out_stream):
@@ -512,36 +475,10 @@ def _explicit_fields(cfg):
             if getattr(cfg, f.name) != getattr(default, f.name)}
 
 
-def train(config, explicit=None, out_stream=None):
-    """Run a training job (see the module docstring for what happens).
-
-    Args:
-        config (TrainConfig): the options.
-        explicit (set of str or None): names of the options the user set explicitly (the
-            CLI passes the flags given). On ``resume`` these may not conflict with the
-            checkpoint's; None means "every option that differs from its default".
-        out_stream: where the summary lines go (default ``sys.stdout``); the progress bar
-            goes to ``sys.stderr``.
-
-    Returns:
-        TrainResult.
-
-    Raises:
-        ConfigError: invalid options, splits too small, a corpus with characters outside an
-            ``init_from`` vocabulary, a resume conflicting with the checkpoint.
-        seqdbr.datasets.corpora.CorpusError: the corpus cannot be read (empty file, invalid
-            UTF-8, unknown name, ...).
-        CheckpointError: an unreadable or unsuitable ``resume``/``init_from`` checkpoint.
-        TrainingDiverged: the divergence guard stopped the run.
-    """
-    out_stream = sys.stdout if out_stream is None else out_stream
-    cfg = config
+def _open_checkpoints(cfg, explicit):
+    """Validate ``cfg``; read the ``resume``/``init_from`` checkpoint and fold its stored
+    options into the configuration. Returns ``(cfg, resume_ck, init_ck)``."""
     validate_config(cfg)
-    if explicit is None:
-        explicit = _explicit_fields(cfg)
-    explicit = set(explicit)
-
-    # -- everything that can fail on bad input happens before anything is written ----------
     resume_ck = init_ck = None
     if cfg.resume is not None:
         resume_ck = ckpt_mod.load_checkpoint(cfg.resume)
@@ -578,326 +515,289 @@ def train(config, explicit=None, out_stream=None):
                               '--encoding %s' % (cfg.init_from, init_ck.vocab.mode, cfg.encoding,
                                                  'bytes' if init_ck.vocab.mode == 'bytes'
                                                  else 'utf-8'))
+    return cfg, resume_ck, init_ck
 
+
+def _read_data(cfg, resume_ck, init_ck):
     if resume_ck is not None:
-        data = _load_data(cfg, vocab=resume_ck.vocab, vocab_source=None,
+        return _load_data(cfg, vocab=resume_ck.vocab, vocab_source=None,
                           expect_sha=resume_ck.meta.get('corpus', {}).get('sha256'))
-    elif init_ck is not None:
-        data = _load_data(cfg, vocab=init_ck.vocab, vocab_source=cfg.init_from)
-    else:
-        data = _load_data(cfg)
-    vocab = data.vocab
+    if init_ck is not None:
+        return _load_data(cfg, vocab=init_ck.vocab, vocab_source=cfg.init_from)
+    return _load_data(cfg)
 
-    batcher = ParallelSequentialBatcher(data.train, cfg.batch_size, cfg.seq_length)
-    wpe = batcher.windows_per_epoch
-    eval_every = cfg.eval_every or wpe
-    checkpoint_every = cfg.checkpoint_every or eval_every
+
+def _stop_trigger(cfg):
     max_epochs = cfg.max_epochs
     if cfg.max_epochs is None and cfg.max_iters is None and cfg.max_minutes is None:
         max_epochs = DEFAULT_MAX_EPOCHS
-    limit_iters = cfg.max_iters
-    if max_epochs is not None:
-        by_epochs = max_epochs * wpe
-        limit_iters = by_epochs if limit_iters is None else min(limit_iters, by_epochs)
+    return StopTrigger(max_iterations=cfg.max_iters, max_epochs=max_epochs,
+                       max_minutes=cfg.max_minutes)
 
-    # Model and optimizer.
-    initializers.set_seed(cfg.seed)
-    noise.set_seed(cfg.seed)
-    model = CharRNN(len(vocab), rnn_size=cfg.rnn_size, num_layers=cfg.num_layers,
-                    dropout=cfg.dropout, model=cfg.model, impl=cfg.impl,
-                    forget_bias=cfg.forget_bias)
-    source_ck = resume_ck or init_ck
-    if source_ck is not None:
-        source_ck.load_params_into(model)
-    opt, schedule = _make_optimizer(cfg, model)
 
-    history_train = []
-    history_val = []
-    elapsed_before = 0.0
-    initial_loss = None
-    best_val = None
-    best_iter = None
-    if resume_ck is not None:
-        meta = resume_ck.meta
-        resume_ck.load_optimizer_into(opt, model)
-        try:
-            batcher.load_state_dict(meta['batcher'])
-        except (KeyError, TypeError, ValueError) as e:
-            raise CheckpointError('checkpoint %s: cannot restore the batch cursor (%s)'
-                                  % (cfg.resume, e)) from None
-        prog = meta['progress']
-        hist = meta.get('history', {})
-        history_train = list(hist.get('train_loss', []))
-        history_val = [list(v) for v in hist.get('val', [])]
-        elapsed_before = float(prog.get('elapsed', 0.0))
-        initial_loss = prog.get('initial_loss')
-        best_val = prog.get('best_val_loss')
-        best_iter = prog.get('best_iteration')
-        # A run that stopped between scheduled validations ran one extra, end-of-run
-        # validation at its last iteration. The resumed run continues the schedule as if it
-        # had never stopped, so that extra result is dropped (from the history, the best-so-
-        # far bookkeeping and, below, the log): N + resume + N then logs exactly what 2N
-        # iterations in one run log. (best.npz may still hold that extra point's weights.)
-        n_done = batcher.iteration
-        if history_val and history_val[-1][0] == n_done and n_done % eval_every != 0:
-            history_val.pop()
-            finite = [v for v in history_val if math.isfinite(v[1])]
-            if finite:
-                best_iter, best_val = min(finite, key=lambda v: v[1])
-            else:
-                best_iter = best_val = None
-        if len(history_train) != batcher.iteration or opt.t != batcher.iteration:
-            raise CheckpointError('checkpoint %s is inconsistent: iteration %d, optimizer step '
-                                  '%d, %d logged losses; the file is corrupt'
-                                  % (cfg.resume, batcher.iteration, opt.t,
-                                     len(history_train)))
-        _set_rng_states(meta.get('rng', {}), cfg.resume)
-    if cfg.device != 'cpu':
-        try:
-            model.to_device(cfg.device)
-        except (RuntimeError, ValueError) as e:
-            raise ConfigError('--device %s: %s' % (cfg.device, e)) from None
-    if resume_ck is not None and resume_ck.carried_state() is not None:
-        carried = resume_ck.carried_state()
-        try:
-            if carried['h'].shape[1:2] != (cfg.batch_size,):
-                raise ValueError('it has %d streams but the run uses --batch-size %d'
-                                 % (carried['h'].shape[1], cfg.batch_size)
-                                 if carried['h'].ndim >= 2 else
-                                 'h has shape %s' % (carried['h'].shape,))
-            model.set_state(carried)
-        except (KeyError, ValueError) as e:
-            raise CheckpointError('checkpoint %s: the stored hidden state does not fit the '
-                                  'model (%s); the file is corrupt' % (cfg.resume, e)) from None
-    xp = model.xp
+def _corpus_meta(cfg, data):
+    return {'name': data.corpus.name, 'spec': _corpus_spec(cfg.corpus),
+            'source': data.corpus.source, 'sha256': data.corpus.sha256,
+            'encoding': data.corpus.encoding, 'split_method': data.split_method,
+            'fractions': list(data.fractions) if data.fractions else None,
+            'sizes': {'train': int(data.train.size), 'val': int(data.val.size),
+                      'test': int(data.test.size)}}
 
-    # -- summary ------------------------------------------------------------------------------
+
+class _ValidationLine(Extension):
+    """Prints ``iter ... val ... -> best`` after each validation (after the snapshots, so
+    that it knows whether this one was the best)."""
+    priority = PRIORITY_SNAPSHOT - 10
+    trigger = None
+
+    def __init__(self, best_snapshot, bar, out_stream, limit):
+        self.best_snapshot, self.bar, self.out, self.limit = best_snapshot, bar, out_stream, limit
+
+    def __call__(self, trainer):
+        obs = trainer.observation
+        if 'val/loss' not in obs:
+            return
+        u = trainer.updater
+        val = as_float(obs['val/loss'])
+        msg = ('iter %d/%s  epoch %.2f  train %.4f  val %.4f nats/char (%.3f bits/char)  '
+               'lr %.3g' % (u.iteration, self.limit if self.limit is not None else '?',
+                            u.epoch_detail, as_float(obs['loss']), val, val / LN2,
+                            as_float(obs['lr'])))
+        if self.best_snapshot.last_iteration == u.iteration:
+            msg += '  -> best'
+        self.bar.write(msg, file=self.out)
+
+
+class _TrainBits(Extension):
+    """Reports the training loss in bits per character (``bits``) for the log."""
+    priority = PRIORITY_WRITER
+    trigger = None
+
+    def __call__(self, trainer):
+        report({'bits': as_float(trainer.observation['loss']) / LN2})
+
+
+#: Observation -> log field, in the log's order (``iteration`` and ``epoch`` come first,
+#: ``time`` last).
+LOG_FIELDS = {'loss': 'train_loss', 'bits': 'train_bpc', 'val/loss': 'val_loss',
+              'val/bits': 'val_bpc', 'lr': 'lr'}
+
+
+def _build_trainer(cfg, data, model, opt, schedule, batcher, out_stream):
+    """Assemble the Trainer: updater, stop rule and extensions (the run's whole flow)."""
+    stop = _stop_trigger(cfg)
+    eval_every = cfg.eval_every or batcher.windows_per_epoch
+    checkpoint_every = cfg.checkpoint_every or eval_every
+    guard = DivergenceGuard('loss', factor=DIVERGENCE_FACTOR)
+    best = MinValueTrigger('val/loss')
+    history = LossHistory()
+    fmt = CharLMFormat(model, opt, data.vocab, batcher, cfg.to_json(), _corpus_meta(cfg, data),
+                       guard, best, history, eval_every)
+    updater = BPTTUpdater(batcher, opt, model, mode='window')
+    trainer = Trainer(updater, stop_trigger=stop, out=cfg.out, snapshot_format=fmt)
+    bar = ProgressBar(cfg.batch_size * cfg.seq_length, unit='chars', quiet=not cfg.progress)
+    best_snapshot = snapshot(BEST_NAME)
+    trainer.extend(guard)
+    trainer.extend(LRScheduler(schedule))
+    trainer.extend(_TrainBits())
+    if data.val.size >= 2:
+        trainer.extend(LMEvaluator(data.val, model, cfg.batch_size, cfg.seq_length),
+                       trigger=IntervalTrigger(eval_every, 'iteration', at_end=True))
+    trainer.extend(LogReport(LOG_FIELDS, trigger=None, filename=LOG_NAME))
+    trainer.extend(history)
+    trainer.extend(bar)
+    trainer.extend(best_snapshot, trigger=best)
+    trainer.extend(snapshot(LATEST_NAME),
+                   trigger=IntervalTrigger(checkpoint_every, 'iteration', at_end=True))
+    trainer.extend(_ValidationLine(best_snapshot, bar, out_stream,
+                                   stop.total_iterations(updater)))
+    return trainer, fmt
+
+
+def _print_summary(p, cfg, data, model, batcher, resume_ck, init_ck):
     unit = 'bytes' if data.corpus.encoding == 'bytes' else 'chars'
-    nparams = model.count_params()
-    out_stream = _SafeStream(out_stream)
-    p = lambda *a: print(*a, file=out_stream, flush=True)  # noqa: E731
     p('corpus: %s (%s), %s %s, sha256 %s' % (data.corpus.name, data.corpus.source,
                                               _fmt_int(len(data.corpus.text)), unit,
                                               data.corpus.sha256[:16]))
-    p('vocab size: %d' % len(vocab))
+    p('vocab size: %d' % len(data.vocab))
     p('split (%s, %s): train %s, val %s, test %s' % (
         data.split_method, unit, _fmt_int(data.train.size), _fmt_int(data.val.size),
         _fmt_int(data.test.size)))
     p('batches per epoch: %d (batch %d x seq %d = %s %s per batch)' % (
-        wpe, cfg.batch_size, cfg.seq_length, _fmt_int(cfg.batch_size * cfg.seq_length), unit))
-    p('parameters: %s (%s %dx%d, impl %s)' % (_fmt_int(nparams), cfg.model, cfg.num_layers,
-                                               cfg.rnn_size, cfg.impl))
+        batcher.windows_per_epoch, cfg.batch_size, cfg.seq_length,
+        _fmt_int(cfg.batch_size * cfg.seq_length), unit))
+    p('parameters: %s (%s %dx%d, impl %s)' % (_fmt_int(model.count_params()), cfg.model,
+                                               cfg.num_layers, cfg.rnn_size, cfg.impl))
     if resume_ck is not None:
         p('resuming %s at iteration %d (epoch %.2f)' % (cfg.resume, batcher.iteration,
                                                        batcher.epoch_detail))
     elif init_ck is not None:
         p('initialized from the weights of %s' % cfg.init_from)
 
-    if resume_ck is not None and limit_iters is not None and batcher.iteration >= limit_iters:
-        # Nothing to train: write nothing (re-saving would replace OUT/latest.npz with this
-        # state, e.g. with best.npz's older one, and cut the log back).
-        p('nothing to do: the run is already at iteration %d and its stopping rule ends it at '
-          'iteration %d; pass a larger --max-iters or --max-epochs to train further'
-          % (batcher.iteration, limit_iters))
-        q = os.path.join(cfg.out, BEST_NAME)
-        return TrainResult(status='done', signal=None, iteration=batcher.iteration,
-                           epoch=batcher.epoch_detail,
-                           train_loss=history_train[-1] if history_train else None,
-                           best_val_loss=best_val, latest=os.path.abspath(cfg.resume),
-                           best=q if os.path.exists(q) else None,
-                           log=os.path.join(cfg.out, LOG_NAME), plot=None)
 
-    # -- output folder (first write) ---------------------------------------------------------------
+def _restore_carried_state(model, ck, cfg):
+    carried = ck.carried_state()
+    if carried is None:
+        return
+    try:
+        if carried['h'].shape[1:2] != (cfg.batch_size,):
+            raise ValueError('it has %d streams but the run uses --batch-size %d'
+                             % (carried['h'].shape[1], cfg.batch_size)
+                             if carried['h'].ndim >= 2 else
+                             'h has shape %s' % (carried['h'].shape,))
+        model.set_state(carried)
+    except (KeyError, ValueError) as e:
+        raise CheckpointError('checkpoint %s: the stored hidden state does not fit the '
+                              'model (%s); the file is corrupt' % (cfg.resume, e)) from None
+
+
+def _prepare_out_dir(cfg, resumed, p):
     out_dir = cfg.out
     try:
         os.makedirs(out_dir, exist_ok=True)
     except OSError as e:
         raise ConfigError('--out %s: cannot create the output folder (%s)' % (out_dir, e)) \
             from None
-    log_path = os.path.join(out_dir, LOG_NAME)
-    latest_path = os.path.join(out_dir, LATEST_NAME)
-    best_path = os.path.join(out_dir, BEST_NAME)
-    _check_writable(out_dir, (log_path, latest_path, best_path,
-                              os.path.join(out_dir, PLOT_NAME)))
-    start_iter = batcher.iteration
-    if resume_ck is None:
-        old = [q for q in (latest_path, best_path) if os.path.exists(q)]
+    names = (LOG_NAME, LATEST_NAME, BEST_NAME, PLOT_NAME)
+    _check_writable(out_dir, [os.path.join(out_dir, n) for n in names])
+    if not resumed:
+        old = [n for n in (LATEST_NAME, BEST_NAME) if os.path.exists(os.path.join(out_dir, n))]
         if old:
             p('note: %s already holds checkpoints of an earlier run (%s); this new run '
-              'replaces them as it goes' % (out_dir, ', '.join(os.path.basename(q)
-                                                               for q in old)))
-    if resume_ck is not None:
-        try:
-            old_log = read_jsonl(log_path)
-        except (ValueError, UnicodeDecodeError) as e:
-            raise ConfigError('%s; the run\'s log is damaged. Repair or delete that line (or '
-                              'move the log away) and resume again; the checkpoint itself is '
-                              'fine' % e) from None
-        kept = [r for r in old_log
-                if isinstance(r.get('iteration'), int) and r['iteration'] <= start_iter]
-        if kept and kept[-1]['iteration'] == start_iter and start_iter % eval_every != 0:
-            kept[-1] = dict(kept[-1], val_loss=None, val_bpc=None)  # the extra validation
-        rewrite_jsonl(log_path, kept)
-    elif os.path.exists(log_path):
-        rewrite_jsonl(log_path, [])     # a new run in this folder starts a new log
-    corpus_meta = {'name': data.corpus.name, 'spec': _corpus_spec(cfg.corpus),
-                   'source': data.corpus.source, 'sha256': data.corpus.sha256,
-                   'encoding': data.corpus.encoding, 'split_method': data.split_method,
-                   'fractions': list(data.fractions) if data.fractions else None,
-                   'sizes': {'train': int(data.train.size), 'val': int(data.val.size),
-                             'test': int(data.test.size)}}
-    train_json = cfg.to_json()
+              'replaces them as it goes' % (out_dir, ', '.join(old)))
 
-    def save(path, kind):
-        meta = {
-            'kind': kind,
-            'train': train_json,
-            'corpus': corpus_meta,
-            'progress': {'iteration': batcher.iteration, 'epoch': batcher.epoch,
-                         'epoch_detail': batcher.epoch_detail,
-                         'elapsed': elapsed_before + (time.perf_counter() - t0),
-                         'initial_loss': initial_loss, 'best_val_loss': best_val,
-                         'best_iteration': best_iter, 'lr': float(opt.lr)},
-            'rng': _rng_states(),
-            'batcher': batcher.state_dict(),
-            'history': {'train_loss': history_train, 'val': history_val},
-        }
-        try:
-            return ckpt_mod.save_checkpoint(path, model, vocab, optimizer=opt, meta=meta)
-        except OSError as e:
-            raise CheckpointError('could not write checkpoint %s (%s: %s); training stopped. '
-                                  'The previous version of that file, if any, is intact. Free '
-                                  'disk space or fix the folder\'s permissions, then resume'
-                                  % (path, type(e).__name__, e)) from None
 
-    # -- loop --------------------------------------------------------------------------------------
-    from tqdm import tqdm
-    total = limit_iters
-    bar = tqdm(total=total, initial=start_iter, disable=not cfg.progress or None,
-               unit='it', dynamic_ncols=True, file=sys.stderr, smoothing=0.1)
-    status = 'done'
-    caught = None
-    last_loss = history_train[-1] if history_train else None
-    chars_per_iter = cfg.batch_size * cfg.seq_length
-    budget = None if cfg.max_minutes is None else cfg.max_minutes * 60.0
-    logger = JsonlLogger(log_path)
-    t0 = time.perf_counter()
-    rate_t, rate_it = t0, start_iter
-    chars_per_sec = 0.0
-    saved_latest_at = None
+def _diverged_error(e, trainer, guard, cfg, out_dir):
+    loss = e.loss if e.loss is None else as_float(e.loss)
+    val = trainer.observation.get('val/loss')
+    if val is not None and not math.isfinite(as_float(val)):
+        what = 'validation loss %r' % as_float(val)
+    elif loss is None or not math.isfinite(loss):
+        what = '%r' % loss
+    else:
+        what = ('%.4f nats/char, more than %g x the first loss %.4f'
+                % (loss, DIVERGENCE_FACTOR, guard.initial))
+    kept = [q for q in (os.path.join(out_dir, LATEST_NAME), os.path.join(out_dir, BEST_NAME))
+            if os.path.exists(q)]
+    return TrainingDiverged(
+        'training diverged at iteration %d (epoch %.2f): loss %s. Stopped without saving '
+        'this state%s. Try a lower --learning-rate (now %g) or a smaller --grad-clip (now %g)'
+        % (e.iteration, trainer.updater.epoch_detail, what,
+           '; the last good checkpoints are kept: ' + ', '.join(kept) if kept else '',
+           cfg.learning_rate, cfg.grad_clip), e.iteration, loss)
+
+
+def _run(trainer, guard, cfg):
     try:
-        with _SignalCatcher() as catcher:
-            while limit_iters is None or batcher.iteration < limit_iters:
-                if batcher.starts_epoch:
-                    model.reset_state()
-                lr = schedule.lr_at(opt.epoch, opt.base_lr)
-                x_host, t_host = batcher.next_window()
-                it = batcher.iteration
-                try:
-                    loss = bptt_update(model, opt, xp.asarray(x_host), xp.asarray(t_host),
-                                       mode='window')
-                except NonFiniteLossError as e:
-                    loss = e.loss
-                if batcher.is_new_epoch:
-                    opt.new_epoch()
-                if initial_loss is None:
-                    initial_loss = loss
-                history_train.append(loss)
-                last_loss = loss
-                now = time.perf_counter()
-                stop_reason = None
-                if limit_iters is not None and it >= limit_iters:
-                    stop_reason = 'done'
-                elif budget is not None and now - t0 >= budget:
-                    stop_reason = 'time budget'
-                elif catcher.signum is not None:
-                    stop_reason = 'interrupted'
-                diverged = not math.isfinite(loss) or loss > DIVERGENCE_FACTOR * initial_loss
-                val = None
-                if (not diverged and data.val.size >= 2 and stop_reason != 'interrupted'
-                        and (it % eval_every == 0 or stop_reason is not None)):
-                    val = evaluate_tokens(model, data.val, cfg.batch_size,
-                                          cfg.seq_length).loss
-                    history_val.append([it, val])
-                    if not math.isfinite(val):
-                        diverged = True
-                record = {'iteration': it, 'epoch': batcher.epoch_detail,
-                          'train_loss': loss, 'train_bpc': loss / LN2,
-                          'val_loss': val, 'val_bpc': None if val is None else val / LN2,
-                          'lr': lr, 'time': elapsed_before + (now - t0)}
-                try:
-                    logger.log(record)
-                except OSError as e:
-                    raise CheckpointError('could not append to the log %s (%s: %s); training '
-                                          'stopped. Free disk space, then resume from %s'
-                                          % (log_path, type(e).__name__, e,
-                                             latest_path)) from None
-                if now - rate_t > 0.5:
-                    chars_per_sec = (it - rate_it) * chars_per_iter / (now - rate_t)
-                    rate_t, rate_it = now, it
-                bar.set_postfix(loss='%.4f' % loss, chars_s=_fmt_int(chars_per_sec),
-                                refresh=False)
-                bar.update(1)
-                if diverged:
-                    what = ('%r' % loss if not math.isfinite(loss) else
-                            '%.4f nats/char, more than %g x the first loss %.4f'
-                            % (loss, DIVERGENCE_FACTOR, initial_loss))
-                    if val is not None and not math.isfinite(val):
-                        what = 'validation loss %r' % val
-                    kept = [q for q in (latest_path, best_path) if os.path.exists(q)]
-                    raise TrainingDiverged(
-                        'training diverged at iteration %d (epoch %.2f): loss %s. Stopped '
-                        'without saving this state%s. Try a lower --learning-rate (now %g) or '
-                        'a smaller --grad-clip (now %g)'
-                        % (it, batcher.epoch_detail, what,
-                           '; the last good checkpoints are kept: ' + ', '.join(kept)
-                           if kept else '', cfg.learning_rate, cfg.grad_clip), it, loss)
-                if val is not None:
-                    msg = ('iter %d/%s  epoch %.2f  train %.4f  val %.4f nats/char '
-                           '(%.3f bits/char)  lr %.3g' % (
-                               it, limit_iters if limit_iters is not None else '?',
-                               batcher.epoch_detail, loss, val, val / LN2, lr))
-                    if best_val is None or val < best_val:
-                        best_val, best_iter = val, it
-                        save(best_path, 'best')
-                        msg += '  -> best'
-                    bar.write(msg, file=out_stream) if cfg.progress else p(msg)
-                if stop_reason is not None or it % checkpoint_every == 0:
-                    save(latest_path, 'latest')
-                    saved_latest_at = it
-                if stop_reason is not None:
-                    status = stop_reason
-                    caught = catcher.signum if stop_reason == 'interrupted' else None
-                    break
-            else:
-                status = 'done'
-            if saved_latest_at != batcher.iteration:
-                save(latest_path, 'latest')
-    finally:
-        bar.close()
-        logger.close()
+        return trainer.run()
+    except GenericDiverged as e:
+        raise _diverged_error(e, trainer, guard, cfg, cfg.out) from None
+    except OutputError as e:
+        raise ConfigError(str(e)) from None
+    except WriteError as e:
+        raise CheckpointError(str(e)) from None
 
-    elapsed = time.perf_counter() - t0
+
+def _finish(p, trainer, fmt, cfg, status, t_run):
+    b = fmt.batcher
+    latest = os.path.join(cfg.out, LATEST_NAME)
+    best = os.path.join(cfg.out, BEST_NAME)
+    log = os.path.join(cfg.out, LOG_NAME)
     if status == 'interrupted':
-        name = signal.Signals(caught).name if caught else 'signal'
+        name = signal.Signals(trainer.signal).name if trainer.signal else 'signal'
         p('interrupted by %s at iteration %d: wrote %s; continue with --resume %s'
-          % (name, batcher.iteration, latest_path, latest_path))
+          % (name, b.iteration, latest, latest))
     elif status == 'time budget':
         p('stopped at iteration %d: the --max-minutes %g budget is spent'
-          % (batcher.iteration, cfg.max_minutes))
+          % (b.iteration, cfg.max_minutes))
+    last = fmt.history.train[-1] if fmt.history.train else None
     p('iteration %d, epoch %.2f, %.1f s; last train loss %s; best val loss %s (iteration %s)'
-      % (batcher.iteration, batcher.epoch_detail, elapsed,
-         'n/a' if last_loss is None else '%.4f' % last_loss,
-         'n/a' if best_val is None else '%.4f' % best_val, best_iter))
-    p('checkpoints: %s%s; log: %s' % (latest_path, (', ' + best_path)
-                                      if os.path.exists(best_path) else '', log_path))
+      % (b.iteration, b.epoch_detail, t_run, 'n/a' if last is None else '%.4f' % last,
+         'n/a' if fmt.best.best is None else '%.4f' % fmt.best.best, fmt.best.best_iteration))
+    p('checkpoints: %s%s; log: %s' % (latest, (', ' + best) if os.path.exists(best) else '',
+                                      log))
     plot = None
     if status != 'interrupted':
-        plot = _plot(os.path.join(out_dir, PLOT_NAME), history_train, history_val, out_stream)
+        plot = _plot(os.path.join(cfg.out, PLOT_NAME), fmt.history.train, fmt.history.val,
+                     p.stream)
         if plot:
             p('loss curves: %s' % plot)
-    return TrainResult(status=status, signal=caught, iteration=batcher.iteration,
-                       epoch=batcher.epoch_detail, train_loss=last_loss, best_val_loss=best_val,
-                       latest=latest_path,
-                       best=best_path if os.path.exists(best_path) else None,
-                       log=log_path, plot=plot)
+    return TrainResult(status=status, signal=trainer.signal, iteration=b.iteration,
+                       epoch=b.epoch_detail, train_loss=last, best_val_loss=fmt.best.best,
+                       latest=latest, best=best if os.path.exists(best) else None, log=log,
+                       plot=plot)
+
+
+def _printer(out_stream):
+    stream = _SafeStream(out_stream)
+
+    def p(*a):
+        print(*a, file=stream, flush=True)
+    p.stream = stream
+    return p
+
+
+def train(config, explicit=None, out_stream=None):
+    """Run a training job (see the module docstring for what happens).
+
+    Args:
+        config (TrainConfig): the options.
+        explicit (set of str or None): names of the options the user set explicitly (the
+            CLI passes the flags given). On ``resume`` these may not conflict with the
+            checkpoint's; None means "every option that differs from its default".
+        out_stream: where the summary lines go (default ``sys.stdout``); the progress bar
+            goes to ``sys.stderr``.
+
+    Returns:
+        TrainResult.
+
+    Raises:
+        ConfigError: invalid options, splits too small, a corpus with characters outside an
+            ``init_from`` vocabulary, a resume conflicting with the checkpoint.
+        seqdbr.datasets.corpora.CorpusError: the corpus cannot be read (empty file, invalid
+            UTF-8, unknown name, ...).
+        CheckpointError: an unreadable or unsuitable ``resume``/``init_from`` checkpoint, or
+            a failed write.
+        TrainingDiverged: the divergence guard stopped the run.
+    """
+    p = _printer(sys.stdout if out_stream is None else out_stream)
+    explicit = set(_explicit_fields(config) if explicit is None else explicit)
+    # Everything that can fail on bad input happens before anything is written.
+    cfg, resume_ck, init_ck = _open_checkpoints(config, explicit)
+    data = _read_data(cfg, resume_ck, init_ck)
+    seeding.seed(cfg.seed)
+    model = CharRNN(len(data.vocab), rnn_size=cfg.rnn_size, num_layers=cfg.num_layers,
+                    dropout=cfg.dropout, model=cfg.model, impl=cfg.impl,
+                    forget_bias=cfg.forget_bias)
+    if resume_ck or init_ck:
+        (resume_ck or init_ck).load_params_into(model)
+    opt, schedule = _make_optimizer(cfg, model)
+    batcher = ParallelSequentialBatcher(data.train, cfg.batch_size, cfg.seq_length)
+    trainer, fmt = _build_trainer(cfg, data, model, opt, schedule, batcher, p.stream)
+    if resume_ck is not None:
+        fmt.loaded[cfg.resume] = resume_ck
+        trainer.resume(cfg.resume)
+    if cfg.device != 'cpu':
+        try:
+            model.to_device(cfg.device)
+        except (RuntimeError, ValueError) as e:
+            raise ConfigError('--device %s: %s' % (cfg.device, e)) from None
+    if resume_ck is not None:
+        _restore_carried_state(model, resume_ck, cfg)
+    _print_summary(p, cfg, data, model, batcher, resume_ck, init_ck)
+    limit = trainer.stop_trigger.total_iterations(trainer.updater)
+    if resume_ck is not None and limit is not None and batcher.iteration >= limit:
+        # Nothing to train: write nothing (re-saving would replace OUT/latest.npz).
+        p('nothing to do: the run is already at iteration %d and its stopping rule ends it at '
+          'iteration %d; pass a larger --max-iters or --max-epochs to train further'
+          % (batcher.iteration, limit))
+        q = os.path.join(cfg.out, BEST_NAME)
+        return TrainResult(status='done', signal=None, iteration=batcher.iteration,
+                           epoch=batcher.epoch_detail,
+                           train_loss=fmt.history.train[-1] if fmt.history.train else None,
+                           best_val_loss=fmt.best.best, latest=os.path.abspath(cfg.resume),
+                           best=q if os.path.exists(q) else None,
+                           log=os.path.join(cfg.out, LOG_NAME), plot=None)
+    _prepare_out_dir(cfg, resume_ck is not None, p)
+    status = _run(trainer, trainer.get_extension('DivergenceGuard'), cfg)
+    return _finish(p, trainer, fmt, cfg, status, trainer.run_seconds)

@@ -19,27 +19,39 @@ As a hook the schedule runs before every update; after ``new_epoch()`` the new r
 takes effect at the next update (call ``schedule(opt)`` to apply it at once, e.g. to
 log it).
 """
+import math
 import numbers
 
-__all__ = ['LRSchedule', 'ExponentialDecay', 'StepDecay']
+__all__ = ['LRSchedule', 'ExponentialDecay', 'StepDecay', 'WarmupCosine']
 
 
 class LRSchedule:
-    """Base class: subclasses implement ``lr_at(epoch, base_lr)``."""
+    """Base class: subclasses implement ``lr_at(count, base_lr)``.
+
+    ``unit`` says what ``count`` is: ``'epoch'`` (the optimizer's completed epochs,
+    ``opt.epoch``) or ``'iteration'`` (its completed updates, ``opt.t``, i.e. the 0-based
+    index of the update about to run).
+    """
     name = 'LRSchedule'
     timing = 'pre'
+    unit = 'epoch'
 
     def lr_at(self, epoch, base_lr):
         """The learning rate during epoch ``epoch`` (0-based: the number of completed
         epochs) of a run that started at ``base_lr``."""
         raise NotImplementedError
 
-    def __call__(self, optimizer):
+    def lr_for(self, optimizer):
+        """The rate this schedule gives ``optimizer`` now (from ``opt.epoch`` or ``opt.t``)."""
         base_lr = getattr(optimizer, 'base_lr', None)
         if base_lr is None:
             raise TypeError('%s needs an optimizer with a learning rate (opt.base_lr); %s has '
                             'none' % (type(self).__name__, type(optimizer).__name__))
-        optimizer.lr = self.lr_at(optimizer.epoch, base_lr)
+        count = optimizer.t if self.unit == 'iteration' else optimizer.epoch
+        return self.lr_at(count, base_lr)
+
+    def __call__(self, optimizer):
+        optimizer.lr = self.lr_for(optimizer)
 
 
 def _check_epoch(epoch):
@@ -113,3 +125,46 @@ class StepDecay(LRSchedule):
 
     def __repr__(self):
         return 'StepDecay(step_size=%r, gamma=%r)' % (self.step_size, self.gamma)
+
+
+class WarmupCosine(LRSchedule):
+    """Linear warm-up, then cosine annealing (Goyal et al. 2017; Loshchilov & Hutter 2017),
+    per update (``unit = 'iteration'``). For update ``t`` (0-based, ``opt.t``)::
+
+        t <  warmup:  lr = base_lr * (t + 1) / warmup
+        t >= warmup:  lr = min_lr + (base_lr - min_lr) * (1 + cos(pi * p)) / 2,
+                      p = min(1, (t - warmup) / max(1, total - warmup))
+
+    so the rate climbs to ``base_lr`` over ``warmup`` updates, then falls to ``min_lr`` at
+    update ``total`` and stays there.
+
+    Args:
+        warmup (int): warm-up updates (>= 0; 0 starts at ``base_lr``).
+        total (int): the update at which the rate reaches ``min_lr`` (>= warmup).
+        min_lr (float): the final rate (>= 0).
+
+    Raises:
+        ValueError: a negative ``warmup``, ``total < warmup`` or a negative ``min_lr``.
+    """
+    name = 'WarmupCosine'
+    unit = 'iteration'
+
+    def __init__(self, warmup, total, min_lr=0.0):
+        if isinstance(warmup, bool) or not isinstance(warmup, numbers.Integral) or warmup < 0:
+            raise ValueError('warmup must be an integer >= 0 (updates), got %r' % (warmup,))
+        if isinstance(total, bool) or not isinstance(total, numbers.Integral) or total < warmup:
+            raise ValueError('total must be an integer >= warmup (%r), got %r' % (warmup, total))
+        if not isinstance(min_lr, numbers.Real) or not min_lr >= 0:
+            raise ValueError('min_lr must be a number >= 0, got %r' % (min_lr,))
+        self.warmup, self.total, self.min_lr = int(warmup), int(total), float(min_lr)
+
+    def lr_at(self, step, base_lr):
+        step = _check_epoch(step)
+        if step < self.warmup:
+            return base_lr * (step + 1) / self.warmup
+        p = min(1.0, (step - self.warmup) / max(1, self.total - self.warmup))
+        return self.min_lr + (base_lr - self.min_lr) * 0.5 * (1.0 + math.cos(math.pi * p))
+
+    def __repr__(self):
+        return 'WarmupCosine(warmup=%r, total=%r, min_lr=%r)' % (self.warmup, self.total,
+                                                                 self.min_lr)

@@ -11,6 +11,7 @@ import numpy
 import pytest
 
 from seqdbr.charlm import train as train_mod
+from seqdbr.training import bptt_updater as bptt_updater_mod
 from seqdbr.charlm.checkpoint import load_checkpoint
 from seqdbr.charlm.errors import ConfigError, TrainingDiverged
 from seqdbr.charlm.model import CharRNN
@@ -216,7 +217,7 @@ def test_lr_decay_follows_char_rnn(charlm, corpus, tmp_path):
 def test_divergence_guard_stops_and_keeps_the_best_checkpoint(charlm, corpus, tmp_path,
                                                               monkeypatch):
     out = tmp_path / 'run'
-    real_update = train_mod.bptt_update
+    real_update = bptt_updater_mod.bptt_update
     calls = []
 
     def poisoned(model, opt, x, t, **kw):
@@ -225,7 +226,7 @@ def test_divergence_guard_stops_and_keeps_the_best_checkpoint(charlm, corpus, tm
             model.out.b.array[0] = numpy.nan
         return real_update(model, opt, x, t, **kw)
 
-    monkeypatch.setattr(train_mod, 'bptt_update', poisoned)
+    monkeypatch.setattr(bptt_updater_mod, 'bptt_update', poisoned)
     with pytest.raises(TrainingDiverged) as e:
         charlm.run_train(corpus, out, max_iters=20, eval_every=2, checkpoint_every=2)
     assert e.value.iteration == 6 and math.isnan(e.value.loss)
@@ -240,7 +241,7 @@ def test_divergence_guard_stops_and_keeps_the_best_checkpoint(charlm, corpus, tm
 
 def test_divergence_guard_on_a_loss_above_three_times_the_first(charlm, corpus, tmp_path,
                                                                 monkeypatch):
-    real_update = train_mod.bptt_update
+    real_update = bptt_updater_mod.bptt_update
     calls = []
 
     def exploding(model, opt, x, t, **kw):
@@ -249,14 +250,14 @@ def test_divergence_guard_on_a_loss_above_three_times_the_first(charlm, corpus, 
             model.out.W.array[...] *= 1e3
         return real_update(model, opt, x, t, **kw)
 
-    monkeypatch.setattr(train_mod, 'bptt_update', exploding)
+    monkeypatch.setattr(bptt_updater_mod, 'bptt_update', exploding)
     with pytest.raises(TrainingDiverged, match='more than 3 x the first loss') as e:
         charlm.run_train(corpus, tmp_path / 'run', max_iters=20, eval_every=2)
     assert e.value.iteration == 4
 
 
 def test_sigint_writes_a_checkpoint_and_stops_cleanly(charlm, corpus, tmp_path, monkeypatch):
-    real_update = train_mod.bptt_update
+    real_update = bptt_updater_mod.bptt_update
     calls = []
 
     def interrupting(model, opt, x, t, **kw):
@@ -266,7 +267,7 @@ def test_sigint_writes_a_checkpoint_and_stops_cleanly(charlm, corpus, tmp_path, 
             os.kill(os.getpid(), signal.SIGINT)    # as if Ctrl-C was pressed during step 3
         return loss
 
-    monkeypatch.setattr(train_mod, 'bptt_update', interrupting)
+    monkeypatch.setattr(bptt_updater_mod, 'bptt_update', interrupting)
     out = tmp_path / 'run'
     # the handler in force before (default_int_handler, or SIG_IGN under nohup / `cmd &`)
     before = signal.getsignal(signal.SIGINT)
@@ -281,7 +282,7 @@ def test_sigint_writes_a_checkpoint_and_stops_cleanly(charlm, corpus, tmp_path, 
 def test_sigterm_makes_the_command_save_and_exit_with_128_plus_15(charlm, corpus, tmp_path,
                                                                    monkeypatch, capsys):
     from seqdbr.charlm.cli import train_main
-    real_update = train_mod.bptt_update
+    real_update = bptt_updater_mod.bptt_update
     calls = []
 
     def terminated(*args, **kw):
@@ -291,7 +292,7 @@ def test_sigterm_makes_the_command_save_and_exit_with_128_plus_15(charlm, corpus
             os.kill(os.getpid(), signal.SIGTERM)   # as a batch scheduler would
         return loss
 
-    monkeypatch.setattr(train_mod, 'bptt_update', terminated)
+    monkeypatch.setattr(bptt_updater_mod, 'bptt_update', terminated)
     out = tmp_path / 'run'
     rc = train_main(['--corpus', str(corpus), '--out', str(out), '--rnn-size', '8',
                      '--batch-size', '3', '--seq-length', '6', '--max-iters', '100',

@@ -1,0 +1,116 @@
+"""LogReport: the observations as JSON lines, one record per report, flushed each time."""
+import json
+import os
+
+from seqdbr.training.errors import OutputError, WriteError
+from seqdbr.training.evaluator import JsonlLogger, read_jsonl, rewrite_jsonl
+from seqdbr.training.extension import PRIORITY_READER, Extension
+from seqdbr.training.reporter import as_float
+from seqdbr.training.triggers import get_trigger
+
+__all__ = ['LogReport']
+
+
+class LogReport(Extension):
+    """Append the mean of each observed value since the last report to ``out/filename``.
+
+    Each record holds ``iteration``, ``epoch`` (fractional), the means and ``time``
+    (training seconds, summed over resumes). With ``keys=None`` every observed name is
+    logged; with a list, those names (``null`` when not observed in the interval); with a
+    dict ``{observation: field}``, those observations under the field names, in the dict's
+    order (the char-RNN program's log uses this).
+
+    On a fresh run the file is started anew; on a resumed run records after the snapshot's
+    iteration are cut, and values that an extra end-of-run evaluation added to the last
+    kept record are taken back, so the log equals an uninterrupted run's.
+
+    Args:
+        keys (None, list or dict): see above.
+        trigger: when to write (default once per epoch; None: every iteration).
+        filename (str): relative to the trainer's ``out``.
+
+    Raises:
+        WriteError: the log cannot be written (disk full).
+        OutputError: a resumed run's log is damaged.
+    """
+    trigger = None          # sees every iteration; writes on its own trigger
+    priority = PRIORITY_READER + 10
+
+    def __init__(self, keys=None, trigger=(1, 'epoch'), filename='log.jsonl'):
+        if keys is None or isinstance(keys, dict):
+            self.fields = keys
+        else:
+            self.fields = {k: k for k in keys}
+        self._write_trigger = get_trigger(trigger)
+        self.filename = filename
+        self._sums, self._counts = {}, {}
+        self.last_raw = None     # the last record's means (PrintReport shows them)
+        self._drop = None
+        self._logger = None
+        self.path = None
+
+    def initialize(self, trainer):
+        self.path = os.path.join(trainer.out, self.filename)
+        if trainer.resumed_from is not None:
+            self._cut_back(trainer.updater.iteration)
+        elif os.path.exists(self.path):
+            rewrite_jsonl(self.path, [])
+        self._logger = JsonlLogger(self.path)
+
+    def _cut_back(self, iteration):
+        try:
+            old = read_jsonl(self.path) if os.path.exists(self.path) else []
+        except (ValueError, UnicodeDecodeError) as e:
+            raise OutputError('%s; the run\'s log is damaged. Repair or delete that line (or '
+                              'move the log away) and resume again; the snapshot itself is '
+                              'fine' % e) from None
+        kept = [r for r in old if isinstance(r.get('iteration'), int)
+                and r['iteration'] <= iteration]
+        if self._drop and kept and kept[-1]['iteration'] == iteration:
+            last = dict(kept[-1])
+            for k in self._drop:
+                if self.fields is None:
+                    last.pop(k, None)
+                elif k in self.fields:
+                    last[self.fields[k]] = None
+            kept[-1] = last
+        rewrite_jsonl(self.path, kept)
+
+    def drop_extra(self, iteration, keys):
+        self._drop = set(keys)
+
+    def __call__(self, trainer):
+        for k, v in trainer.observation.items():
+            if self.fields is None or k in self.fields:
+                self._sums[k] = self._sums.get(k, 0.0) + as_float(v)
+                self._counts[k] = self._counts.get(k, 0) + 1
+        if self._write_trigger(trainer):
+            self.write(trainer)
+
+    def write(self, trainer):
+        u = trainer.updater
+        means = {k: self._sums[k] / self._counts[k] for k in self._sums}
+        record = {'iteration': u.iteration, 'epoch': u.epoch_detail}
+        if self.fields is None:
+            record.update(means)
+        else:
+            record.update((f, means.get(k)) for k, f in self.fields.items())
+        record['time'] = trainer.elapsed_time
+        self._sums, self._counts = {}, {}
+        self.last_raw = dict(means, iteration=u.iteration)
+        try:
+            self._logger.log(record)
+        except OSError as e:
+            raise WriteError('could not append to the log %s (%s: %s); training stopped. Free '
+                              'disk space, then resume from the last snapshot'
+                              % (self.path, type(e).__name__, e)) from None
+
+    def finalize(self, trainer):
+        if self._logger is not None:
+            self._logger.close()
+            self._logger = None
+
+    def serialize(self, s):
+        state = {'sums': self._sums, 'counts': self._counts}
+        state = json.loads(s('state', json.dumps(state, allow_nan=True)))
+        self._sums, self._counts = state['sums'], state['counts']

@@ -1,0 +1,244 @@
+"""The training loop every program uses.
+
+    trainer = Trainer(updater, stop_trigger=(20, 'epoch'), out='result')
+    trainer.extend(extensions.Evaluator(val_data, model_fn), trigger=(1, 'epoch'))
+    trainer.extend(extensions.LogReport())
+    trainer.extend(extensions.snapshot('latest.npz'), trigger=(1, 'epoch'))
+    trainer.run()
+
+Each iteration: a fresh observation dict (:mod:`seqdbr.training.reporter`); the updater's
+``update()``; the stopping rule (an iteration/epoch limit, a wall-clock budget, or a
+SIGINT/SIGTERM received meanwhile) sets :attr:`Trainer.stop_reason`; then every extension
+whose trigger fires runs, highest priority first (see :mod:`seqdbr.training.extension`).
+A divergence guard (or an evaluator) marks a diverged run with :meth:`Trainer.mark_diverged`:
+the readers (log, progress bar) still record that iteration, then :class:`TrainingDiverged`
+is raised before any snapshot extension runs. An exception from the updater or an
+extension calls every extension's ``on_error`` and is re-raised; ``finalize`` always runs.
+
+**Exact resume.** :meth:`Trainer.serialize` saves the updater (counters, data cursor, model,
+optimizer, carried state), every extension's and trigger's state, the elapsed time and
+the library RNGs; :meth:`Trainer.resume` restores them. A run stopped between scheduled
+evaluations still evaluates at its last iteration (triggers with ``at_end=True``); that
+firing is *extra*, and on resume its observations are taken back (from the log and the
+best-value triggers), so ``N`` iterations + snapshot + resume + ``N`` more equal ``2N``
+iterations in one run, log included.
+"""
+import collections
+import json
+import os
+import tempfile
+import time
+
+from seqdbr.core import seeding
+from seqdbr.training.errors import OutputError, TrainingDiverged
+from seqdbr.training.extension import PRIORITY_READER
+from seqdbr.training.reporter import reporting
+from seqdbr.training.signals import SignalCatcher
+from seqdbr.training.snapshot_format import NpzSnapshotFormat
+from seqdbr.training.triggers import get_stop_trigger, get_trigger
+
+__all__ = ['Trainer']
+
+_Entry = collections.namedtuple('_Entry', 'name ext trigger priority')
+
+
+class Trainer:
+    """Runs an updater until the stop trigger fires, calling extensions on the way.
+
+    Args:
+        updater: a :class:`~seqdbr.training.StandardUpdater`, :class:`BPTTUpdater` or other
+            :class:`~seqdbr.training.updater.Updater`.
+        stop_trigger: ``(N, 'iteration')``, ``(N, 'epoch')``, a
+            :class:`~seqdbr.training.triggers.StopTrigger` (iterations, epochs and/or a
+            wall-clock budget), or None (run until a signal).
+        out (str): the output folder (created; snapshots and logs go there).
+        snapshot_format: how snapshots are written and read (default
+            :class:`~seqdbr.training.snapshot_format.NpzSnapshotFormat`).
+        program (str): names the program in generic snapshots, so that one program's
+            snapshot is refused by another (default ``'seqdbr'``).
+
+    Attributes:
+        observation (dict): this iteration's reported values.
+        stop_reason (str or None): ``'done'``, ``'time budget'`` or ``'interrupted'`` once the
+            last iteration has run.
+        signal (int or None): the signal that interrupted the run.
+        diverged (str or None): why the run was marked diverged.
+
+    Raises:
+        ValueError: a bad stop trigger (the message names it).
+    """
+
+    def __init__(self, updater, stop_trigger=None, out='result', snapshot_format=None,
+                 program='seqdbr'):
+        self.updater = updater
+        self.stop_trigger = get_stop_trigger(stop_trigger)
+        self.out = os.fspath(out)
+        self.snapshot_format = snapshot_format or NpzSnapshotFormat(program)
+        self.observation = {}
+        self.stop_reason = self.signal = self.diverged = None
+        self.extra_keys = []
+        self.resumed_from = None
+        self._entries = collections.OrderedDict()
+        self._elapsed_before = 0.0
+        self._t0 = None
+        self._catcher = None
+        self._pending_drop = None
+
+    # -- extensions ----------------------------------------------------------------------------
+    def extend(self, extension, name=None, trigger=None, priority=None):
+        """Register ``extension`` (see :mod:`seqdbr.training.extension`).
+
+        Raises:
+            ValueError: a bad trigger, or a name already taken.
+        """
+        if not callable(extension):
+            raise TypeError('an extension must be callable as ext(trainer), got %s'
+                            % type(extension).__name__)
+        name = name or getattr(extension, 'default_name', None) or getattr(
+            extension, 'name', None) or getattr(extension, '__name__', None) or \
+            type(extension).__name__
+        if name in self._entries:
+            raise ValueError('an extension named %r is already registered; pass name=...'
+                             % name)
+        spec = trigger if trigger is not None else getattr(extension, 'trigger', None)
+        prio = priority if priority is not None else getattr(extension, 'priority',
+                                                             PRIORITY_READER)
+        self._entries[name] = _Entry(name, extension, get_trigger(spec), prio)
+        return extension
+
+    def get_extension(self, name):
+        """The extension registered as ``name`` (KeyError listing the names otherwise)."""
+        try:
+            return self._entries[name].ext
+        except KeyError:
+            raise KeyError('no extension named %r (registered: %s)'
+                           % (name, ', '.join(self._entries) or 'none')) from None
+
+    def mark_diverged(self, message):
+        """Stop the run after the readers have recorded this iteration (first reason kept)."""
+        if self.diverged is None:
+            self.diverged = message
+
+    # -- time ---------------------------------------------------------------------------------
+    @property
+    def run_seconds(self):
+        """Seconds since this ``run()`` started."""
+        return 0.0 if self._t0 is None else time.perf_counter() - self._t0
+
+    @property
+    def elapsed_time(self):
+        """Seconds of training, summed over resumes."""
+        return self._elapsed_before + self.run_seconds
+
+    # -- the loop ------------------------------------------------------------------------------
+    def run(self):
+        """Train until the stop trigger, a signal or an error.
+
+        Returns:
+            str: the stop reason (``'done'`` without any iteration when a resumed run is
+            already at its limit).
+
+        Raises:
+            OutputError: ``out`` is a file or cannot be written.
+            TrainingDiverged: the run was marked diverged.
+        """
+        if self.stop_trigger.reason(self) == 'done':
+            self.stop_reason = 'done'
+            return self.stop_reason
+        _prepare_out(self.out)
+        entries = sorted(self._entries.values(), key=lambda e: -e.priority)
+        with SignalCatcher() as catcher:
+            self._catcher = catcher
+            self._t0 = time.perf_counter()
+            try:
+                self._initialize(entries)
+                while self.stop_reason is None:
+                    self._iterate(entries, catcher)
+            except BaseException as exc:
+                for e in entries:
+                    e.ext.on_error(self, exc) if hasattr(e.ext, 'on_error') else None
+                raise
+            finally:
+                for e in entries:
+                    if hasattr(e.ext, 'finalize'):
+                        e.ext.finalize(self)
+                self._catcher = None
+        self.signal = catcher.signum if self.stop_reason == 'interrupted' else None
+        return self.stop_reason
+
+    def _initialize(self, entries):
+        if self._pending_drop is not None:
+            iteration, keys = self._pending_drop
+            for e in entries:
+                for obj in (e.ext, e.trigger):
+                    if hasattr(obj, 'drop_extra'):
+                        obj.drop_extra(iteration, keys)
+            self._pending_drop = None
+        for e in entries:
+            if hasattr(e.ext, 'initialize'):
+                e.ext.initialize(self)
+
+    def _iterate(self, entries, catcher):
+        self.observation = obs = {}
+        extra = []
+        with reporting(obs):
+            self.updater.update()
+            self.stop_reason = self.stop_trigger.reason(self) or (
+                'interrupted' if catcher.signum is not None else None)
+            for e in entries:
+                if e.priority < PRIORITY_READER and self.diverged is not None:
+                    break
+                if e.trigger(self):
+                    before = set(obs) if getattr(e.trigger, 'extra', False) else None
+                    e.ext(self)
+                    if before is not None:
+                        extra.extend(k for k in obs if k not in before)
+        self.extra_keys = extra
+        if self.diverged is not None:
+            raise TrainingDiverged(self.diverged, self.updater.iteration,
+                                   obs.get('loss'))
+
+    # -- snapshots -----------------------------------------------------------------------------
+    def save(self, path):
+        """Write a snapshot of the whole training state to ``path`` (atomically; a second
+        signal during the write is held back until it is complete)."""
+        if self._catcher is None:
+            return self.snapshot_format.save(self, path)
+        with self._catcher.deferring():
+            return self.snapshot_format.save(self, path)
+
+    def resume(self, path):
+        """Restore the training state from a snapshot written by :meth:`save`.
+
+        Raises:
+            SnapshotError: the file is damaged, or belongs to another program or model.
+        """
+        self.snapshot_format.load(self, path)
+        self.resumed_from = os.fspath(path)
+        self._pending_drop = (self.updater.iteration, list(self.extra_keys))
+
+    def serialize(self, s):
+        """Save/load the updater, extensions, triggers, elapsed time and RNG states."""
+        self.updater.serialize(s['updater'])
+        self._elapsed_before = s('elapsed', float(self.elapsed_time))
+        self.extra_keys = json.loads(s('extra_keys', json.dumps(self.extra_keys)))
+        rng = json.loads(s('rng', json.dumps(seeding.get_rng_state())))
+        seeding.set_rng_state(rng)
+        for e in self._entries.values():
+            if hasattr(e.ext, 'serialize'):
+                e.ext.serialize(s['extensions'][e.name])
+            if hasattr(e.trigger, 'serialize'):
+                e.trigger.serialize(s['triggers'][e.name])
+
+
+def _prepare_out(out):
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise OutputError('the output folder %s is a file; choose another out (a folder '
+                          'path) or move the file away' % out)
+    try:
+        os.makedirs(out, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix='.write-test-'):
+            pass
+    except OSError as e:
+        raise OutputError('cannot write into the output folder %s (%s); choose a writable '
+                          'out' % (out, e)) from None
