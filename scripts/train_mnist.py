@@ -59,6 +59,8 @@ def build_parser():
                    help='use only the first N training examples (quick checks)')
     p.add_argument('--test-size', type=int, default=None,
                    help='use only the first N test examples (quick checks)')
+    p.add_argument('--max-iters', type=int, default=None,
+                   help='also stop after this many iterations in total (resumable mid-epoch)')
     p.add_argument('--no-progress', action='store_true', help='no progress bar')
     return p
 
@@ -68,7 +70,8 @@ def config_from_args(args):
                              device=args.device, out=args.out, resume=args.resume,
                              data_dir=args.data_dir, dot=args.dot, seed=args.seed,
                              alpha=args.alpha, train_size=args.train_size,
-                             test_size=args.test_size, progress=not args.no_progress)
+                             test_size=args.test_size, max_iters=args.max_iters,
+                             progress=not args.no_progress)
 
 
 def _fail(prog, error):
@@ -94,10 +97,14 @@ def main(argv=None):
         # ValueError), --resume without a checkpoint, bad MNIST files, an unwritable --out.
         return _fail(parser.prog, e)
     except KeyboardInterrupt:
-        print('%s: interrupted; the checkpoint of the last completed epoch (if any) is intact '
-              'in %s: continue with --resume' % (parser.prog, config.out), file=sys.stderr,
-              flush=True)
+        print('%s: interrupted; the last checkpoint (if any) is intact in %s: continue with '
+              '--resume' % (parser.prog, config.out), file=sys.stderr, flush=True)
         return 130
+    if run.status == 'interrupted':
+        print('%s: interrupted at iteration %d; wrote %s: continue with --resume'
+              % (parser.prog, run.optimizer.t, os.path.join(run.out, mnist.CHECKPOINT)),
+              file=sys.stderr, flush=True)
+        return 128 + run.signal
     if run.log:
         last = run.log[-1]
         print('final: epoch %d, test accuracy %.4f; outputs in %s'

@@ -603,7 +603,7 @@ def _build_trainer(cfg, data, model, opt, schedule, batcher, out_stream):
     if data.val.size >= 2:
         trainer.extend(LMEvaluator(data.val, model, cfg.batch_size, cfg.seq_length),
                        trigger=IntervalTrigger(eval_every, 'iteration', at_end=True))
-    trainer.extend(LogReport(LOG_FIELDS, trigger=None, filename=LOG_NAME))
+    trainer.extend(LogReport(LOG_FIELDS, trigger=None, filename=LOG_NAME, epoch='detail'))
     trainer.extend(history)
     trainer.extend(bar)
     trainer.extend(best_snapshot, trigger=best)

@@ -8,21 +8,25 @@ Adam (alpha 0.001, the paper's defaults), minibatches of 100 drawn by a shuffled
 Defaults: 20 epochs, as in Chainer's classic MNIST example (about 98.3% test accuracy);
 3 epochs already reach at least 97.5% (``tests/examples/test_mnist_example.py``).
 
+It is assembled from the training framework (:mod:`seqdbr.training`): a
+``StandardUpdater`` over a shuffled ``SerialIterator``, a ``Trainer`` that stops after
+``epochs`` (or ``max_iters``), and the extensions ``Evaluator`` (test set, once per epoch),
+``LogReport``, ``PrintReport``, ``ProgressBar`` and ``snapshot``.
+
 Output folder ``OUT`` (``--out``):
 
-* ``log.jsonl``: one JSON object per epoch (see :data:`LOG_KEYS`):
-  ``epoch``, ``iteration``, ``train_loss``, ``train_accuracy`` (example-weighted means over
-  the epoch's minibatches, measured while training), ``test_loss``, ``test_accuracy``
-  (the whole test set, evaluated in test mode without backprop), ``epoch_time`` (seconds
-  for this epoch, evaluation included) and ``elapsed_time`` (seconds since the run
-  started, summed over resumed runs).
-* ``checkpoint.npz``: ONE combined file, rewritten atomically at the end of every epoch
-  (so model, optimizer and iterator always come from the same moment): keys
-  ``model/...`` (the Classifier; e.g. ``model/predictor/l1/W``), ``optimizer/...``
-  (Adam's ``t``, ``epoch``, hyperparameters and every moment array), ``iterator/...``
-  (position, epoch, shuffled order and generator state), ``meta/...`` (epoch, iteration,
-  elapsed time, units, batchsize, input size, training set size). No pickles. To use the
-  trained model elsewhere::
+* ``log.jsonl``: one JSON object per epoch (see :data:`LOG_KEYS`): ``iteration``,
+  ``epoch``, ``train_loss``, ``train_accuracy`` (example-weighted means over the epoch's
+  minibatches, measured while training), ``test_loss``, ``test_accuracy`` (the whole test
+  set, evaluated in test mode without backprop) and ``time`` (training seconds, summed
+  over resumed runs).
+* ``checkpoint.npz``: the trainer's snapshot, rewritten atomically at the end of every
+  epoch and when the run stops (a signal, ``max_iters``): ``model/...`` (the Classifier;
+  e.g. ``model/predictor/l1/W``), ``optimizer/...`` (Adam's ``t``, ``epoch`` and every
+  moment array), ``iterator/...`` (position, epoch, shuffled order and generator state),
+  the log's partial means, the RNG states and ``__snapshot__`` (the program, its settings
+  -- units, batch size, input size, training-set size -- and the parameter shapes, checked
+  on resume). No pickles. To use the trained model elsewhere::
 
       model = L.Classifier(MLP(1000))
       seqdbr.core.serializers.load_npz('OUT/checkpoint.npz', model, path_prefix='model')
@@ -30,17 +34,14 @@ Output folder ``OUT`` (``--out``):
 * ``graph.dot`` (with ``dot=True``): the computational graph of the loss of the first
   minibatch of the run, in Graphviz DOT (``dot -Tpng graph.dot -o graph.png``).
 
-Exact resume: the checkpoint holds everything the next epoch depends on (weights, Adam's
-moments and step counts, the iterator's order and random generator), so ``--resume``
-from the end of epoch k gives, bit for bit on the CPU, the same weights, optimizer state
-and log lines (timings aside) as an uninterrupted run. On resume, log lines written after
-the checkpoint (a crash between the log line and the checkpoint) are dropped first; the
-log line of an epoch is written before its checkpoint.
+Exact resume: the checkpoint holds everything the rest of the run depends on, so
+``--resume`` gives, bit for bit on the CPU, the same weights, optimizer state and log lines
+(timings aside) as an uninterrupted run, also from a run stopped mid-epoch. On resume, log
+lines written after the checkpoint are dropped first.
 """
 import dataclasses
 import math
 import os
-import time
 
 import numpy
 
@@ -48,21 +49,23 @@ import seqdbr
 import seqdbr.functions as F
 import seqdbr.links as L
 from seqdbr import optimizers
-from seqdbr.core import backend, initializers, serializers
+from seqdbr.core import backend
 from seqdbr.core.atomic import atomic_write
-from seqdbr.datasets import SerialIterator, TupleDataset, concat_examples, get_mnist
-from seqdbr.training import (JsonlLogger, MeanAccumulator, classifier_metrics, evaluate,
-                             read_jsonl, rewrite_jsonl)
+from seqdbr.datasets import SerialIterator, TupleDataset, get_mnist
+from seqdbr.training import (IntervalTrigger, NpzSnapshotFormat, StandardUpdater, StopTrigger,
+                             Trainer, classifier_metrics, read_jsonl)
+from seqdbr.training import extensions as E
 
-__all__ = ['MLP', 'MnistConfig', 'MnistRun', 'LOG_KEYS', 'CHECKPOINT', 'LOG', 'GRAPH',
-           'load_data', 'build', 'train', 'save_checkpoint', 'load_checkpoint']
+__all__ = ['MLP', 'MnistConfig', 'MnistRun', 'LOG_KEYS', 'LOG_FIELDS', 'CHECKPOINT', 'LOG',
+           'GRAPH', 'load_data', 'build', 'build_trainer', 'train']
 
 CHECKPOINT = 'checkpoint.npz'
 LOG = 'log.jsonl'
 GRAPH = 'graph.dot'
-LOG_KEYS = ('epoch', 'iteration', 'train_loss', 'train_accuracy', 'test_loss',
-            'test_accuracy', 'epoch_time', 'elapsed_time')
-_FORMAT = 1
+#: Observation -> log field.
+LOG_FIELDS = {'loss': 'train_loss', 'accuracy': 'train_accuracy', 'test/loss': 'test_loss',
+              'test/accuracy': 'test_accuracy'}
+LOG_KEYS = ('iteration', 'epoch') + tuple(LOG_FIELDS.values()) + ('time',)
 
 
 class MLP(L.Chain):
@@ -109,8 +112,10 @@ class MnistConfig:
         alpha (float): Adam's step size.
         train_size, test_size (int or None): use only the first N examples of each split
             (None: all; 60,000 and 10,000). For quick checks.
+        max_iters (int or None): also stop after this many iterations in total (a run
+            stopped mid-epoch resumes exactly).
         progress (bool): show a tqdm progress bar (stderr).
-        verbose (bool): print one line per epoch (stdout).
+        verbose (bool): print one table row per epoch (stdout).
     """
     epochs: int = 20
     units: int = 1000
@@ -124,6 +129,7 @@ class MnistConfig:
     alpha: float = 0.001
     train_size: int = None
     test_size: int = None
+    max_iters: int = None
     progress: bool = True
     verbose: bool = True
 
@@ -133,7 +139,7 @@ class MnistConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError('--%s must be a positive integer, got %r' % (name, v))
-        for name in ('train_size', 'test_size'):
+        for name in ('train_size', 'test_size', 'max_iters'):
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
                 raise ValueError('--%s must be a positive integer, got %r'
@@ -160,31 +166,16 @@ class MnistRun:
         log (list of dict): every record of ``out/log.jsonl`` after the run (previous,
             resumed-from epochs included).
         out (str): the output folder.
+        status (str): the trainer's stop reason (``'done'``, ``'interrupted'``...).
+        signal (int or None): the signal that interrupted the run.
     """
     model: object
     optimizer: object
     iterator: object
     log: list
     out: str
-
-
-class _Meta:
-    """Run metadata stored in the checkpoint under ``meta/``."""
-
-    def __init__(self, config, n_in, n_train):
-        self.format = _FORMAT
-        self.epoch = 0
-        self.iteration = 0
-        self.elapsed = 0.0
-        self.units = config.units
-        self.batchsize = config.batchsize
-        self.n_in = n_in
-        self.n_train = n_train
-
-    def serialize(self, s):
-        for name in ('format', 'epoch', 'iteration', 'elapsed', 'units', 'batchsize', 'n_in',
-                     'n_train'):
-            setattr(self, name, s(name, getattr(self, name)))
+    status: str = 'done'
+    signal: int = None
 
 
 def load_data(data_dir=None, train_size=None, test_size=None):
@@ -214,8 +205,8 @@ def _head(ds, n):
 def build(config, n_in=784):
     """Create the model (on ``config.device``) and its Adam optimizer.
 
-    The weights are drawn after ``initializers.set_seed(config.seed)``, so the same seed
-    gives the same initial model.
+    The weights are drawn after ``seqdbr.seed(config.seed)``, so the same seed gives the
+    same initial model.
 
     Returns:
         (model, optimizer): ``L.Classifier(MLP(units, 10, n_in))`` and ``Adam(alpha)``
@@ -228,7 +219,7 @@ def build(config, n_in=784):
     if isinstance(device, backend.GpuDevice) and not backend.is_gpu_available():
         raise RuntimeError('--device %s needs CuPy and a CUDA GPU, which are not available '
                            'here; use --device cpu' % config.device)
-    initializers.set_seed(config.seed)
+    seqdbr.seed(config.seed)
     model = L.Classifier(MLP(config.units, 10, n_in))
     model.to_device(device)
     opt = optimizers.Adam(alpha=config.alpha)
@@ -236,48 +227,46 @@ def build(config, n_in=784):
     return model, opt
 
 
-def save_checkpoint(path, model, optimizer, iterator, meta):
-    """Write model, optimizer, iterator and metadata into one ``.npz``, atomically."""
-    arrays = {}
-    for prefix, obj in (('model', model), ('optimizer', optimizer), ('iterator', iterator),
-                        ('meta', meta)):
-        arrays.update(serializers.serialize_to_dict(obj, prefix))
-    serializers.save_npz_dict(path, arrays)
+def _loss_fn(model, graph_path):
+    """The updater's loss: the Classifier's loss, its accuracy as a metric, and the DOT
+    graph of the first minibatch's loss when ``graph_path`` is given."""
+    pending = [graph_path] if graph_path else []
+
+    def loss_fn(x, t):
+        loss = model(x, t)
+        if pending:
+            from seqdbr.core.graph import build_computational_graph
+            with atomic_write(pending.pop(), 'w') as f:
+                f.write(build_computational_graph([loss]).dump())
+        return loss, {'accuracy': model.accuracy}
+    return loss_fn
 
 
-def load_checkpoint(path, model, optimizer, iterator, meta):
-    """Restore what :func:`save_checkpoint` wrote, strictly (every key must match).
-
-    Raises:
-        FileNotFoundError: no checkpoint.
-        seqdbr.core.serializers.SerializationError: a truncated/corrupt file (named).
-        ValueError: the checkpoint was made with other ``units``/``batchsize``/data
-            (the message names the option to fix), or keys/shapes do not match.
-    """
-    d = serializers.load_npz_dict(path)
-    stored = _Meta.__new__(_Meta)
-    stored.__dict__.update(meta.__dict__)
-    serializers.deserialize_from_dict(d, stored, 'meta', name=path)
-    for name, option in (('units', '--units'), ('batchsize', '--batchsize'),
-                         ('n_in', 'the input size'), ('n_train', '--train-size')):
-        if getattr(stored, name) != getattr(meta, name):
-            raise ValueError('%s was made with %s %s but this run has %s; resume with the same '
-                             'setting (or start afresh without --resume)'
-                             % (path, option, getattr(stored, name), getattr(meta, name)))
-    if stored.format != _FORMAT:
-        raise ValueError('%s has checkpoint format %d; this version reads format %d'
-                         % (path, stored.format, _FORMAT))
-    serializers.deserialize_from_dict(d, model, 'model', name=path)
-    serializers.deserialize_from_dict(d, optimizer, 'optimizer', name=path)
-    serializers.deserialize_from_dict(d, iterator, 'iterator', name=path)
-    meta.__dict__.update(stored.__dict__)
+def _settings(config, n_in, n_train):
+    return {'--units': config.units, '--batchsize': config.batchsize,
+            'the input size': n_in, '--train-size': n_train}
 
 
-def _write_graph(path, loss):
-    from seqdbr.core.graph import build_computational_graph
-    text = build_computational_graph([loss]).dump()
-    with atomic_write(path, 'w') as f:
-        f.write(text)
+def build_trainer(config, model, opt, train_set, test_set, out):
+    """The run's Trainer: updater, stop rule, evaluation, log, report, checkpoint."""
+    device = model.device
+    it = SerialIterator(train_set, config.batchsize, repeat=True, shuffle=True,
+                        seed=config.seed)
+    graph = os.path.join(out, GRAPH) if config.dot and not config.resume else None
+    updater = StandardUpdater(it, opt, _loss_fn(model, graph), device=device)
+    n_in = int(numpy.prod(train_set[0][0].shape))
+    fmt = NpzSnapshotFormat('mnist-mlp', _settings(config, n_in, len(train_set)))
+    stop = StopTrigger(max_epochs=config.epochs, max_iterations=config.max_iters)
+    trainer = Trainer(updater, stop_trigger=stop, out=out, snapshot_format=fmt)
+    trainer.extend(E.Evaluator(test_set, classifier_metrics(model), config.batchsize,
+                               device=device, prefix='test/'), trigger=(1, 'epoch'))
+    trainer.extend(E.LogReport(LOG_FIELDS, trigger=(1, 'epoch'), filename=LOG))
+    if config.verbose:
+        trainer.extend(E.PrintReport(['loss', 'accuracy', 'test/loss', 'test/accuracy']))
+    trainer.extend(E.ProgressBar(config.batchsize, unit='samples', quiet=not config.progress))
+    trainer.extend(E.snapshot(CHECKPOINT),
+                   trigger=IntervalTrigger(1, 'epoch', at_end=True))
+    return trainer
 
 
 def train(config, data=None):
@@ -293,98 +282,35 @@ def train(config, data=None):
         MnistRun.
 
     Raises:
-        ValueError: bad settings, or a checkpoint that does not match them.
+        ValueError: bad settings, or a checkpoint that does not match them (a
+            ``SerializationError`` naming the file for a damaged one).
         FileNotFoundError: ``resume`` without ``out/checkpoint.npz``.
         RuntimeError: a GPU device without a usable GPU.
         seqdbr.datasets.DownloadError: MNIST missing and not downloadable.
     """
-    from tqdm.auto import tqdm
-
     config.validate()
-    start = time.perf_counter()
     if data is None:
         train_set, test_set = load_data(config.data_dir, config.train_size, config.test_size)
     else:
         train_set, test_set = (_head(data[0], config.train_size),
                                _head(data[1], config.test_size))
-    n_in = int(numpy.prod(train_set[0][0].shape))
     out = os.path.abspath(config.out)
-    os.makedirs(out, exist_ok=True)
     ckpt_path = os.path.join(out, CHECKPOINT)
-    log_path = os.path.join(out, LOG)
-
-    model, opt = build(config, n_in)
-    device = model.device
-    it = SerialIterator(train_set, config.batchsize, repeat=True, shuffle=True,
-                        seed=config.seed)
-    meta = _Meta(config, n_in, len(train_set))
+    if config.resume and not os.path.exists(ckpt_path):
+        raise FileNotFoundError('--resume: there is no checkpoint %s to resume from; run '
+                                'without --resume to start afresh' % ckpt_path)
+    model, opt = build(config, int(numpy.prod(train_set[0][0].shape)))
+    trainer = build_trainer(config, model, opt, train_set, test_set, out)
     if config.resume:
-        if not os.path.exists(ckpt_path):
-            raise FileNotFoundError('--resume: there is no checkpoint %s to resume from; run '
-                                    'without --resume to start afresh' % ckpt_path)
-        load_checkpoint(ckpt_path, model, opt, it, meta)
-        records = [r for r in read_jsonl(log_path) if r.get('epoch', 0) <= meta.epoch]
-    else:
-        records = []
-    rewrite_jsonl(log_path, records)     # a fresh log, or the log as of the checkpoint
-
-    n = len(train_set)
-    total_iters = -(-config.epochs * n // config.batchsize)
-    elapsed_before = meta.elapsed
-    metrics = MeanAccumulator()
-    model_metrics = classifier_metrics(model)
-    need_graph = config.dot
-    say = print if not config.progress else tqdm.write
-    if config.verbose and config.resume:
-        say('resumed from %s at epoch %d (iteration %d)' % (ckpt_path, meta.epoch,
-                                                            meta.iteration))
-    bar = tqdm(total=max(total_iters, meta.iteration), initial=meta.iteration,
-               disable=not config.progress, unit='it', desc='mnist', dynamic_ncols=True)
-    epoch_start = time.perf_counter()
-    resumed_at = meta.epoch
-    with JsonlLogger(log_path) as logger, bar:
-        while it.epoch < config.epochs:
-            batch = next(it)
-            x, t = concat_examples(batch, device)
-            loss = model(x, t)
-            if need_graph:
-                _write_graph(os.path.join(out, GRAPH), loss)
-                need_graph = False
-            model.cleargrads()
-            loss.backward()
-            opt.update()
-            metrics.add({'loss': loss, 'accuracy': model.accuracy}, len(batch))
-            bar.update(1)
-            if not it.is_new_epoch:
-                continue
-            opt.new_epoch()
-            train_means = metrics.means()
-            metrics.reset()
-            test_means = evaluate(model_metrics, test_set, config.batchsize, device=device)
-            now = time.perf_counter()
-            record = {'epoch': it.epoch, 'iteration': opt.t,
-                      'train_loss': train_means['loss'],
-                      'train_accuracy': train_means['accuracy'],
-                      'test_loss': test_means['loss'],
-                      'test_accuracy': test_means['accuracy'],
-                      'epoch_time': now - epoch_start,
-                      'elapsed_time': elapsed_before + (now - start)}
-            epoch_start = now
-            logger.log(record)
-            records.append(record)
-            meta.epoch, meta.iteration, meta.elapsed = it.epoch, opt.t, record['elapsed_time']
-            save_checkpoint(ckpt_path, model, opt, it, meta)
-            if config.verbose:
-                say('epoch %d  train loss %.4f acc %.4f  test loss %.4f acc %.4f  '
-                    '(%.1f s/epoch, %.1f s elapsed)'
-                    % (record['epoch'], record['train_loss'], record['train_accuracy'],
-                       record['test_loss'], record['test_accuracy'], record['epoch_time'],
-                       record['elapsed_time']))
-            bar.set_postfix(test_acc='%.4f' % record['test_accuracy'])
-    if config.verbose and config.resume and resumed_at >= config.epochs:
-        say('nothing to do: the checkpoint is already at epoch %d >= --epochs %d'
-            % (resumed_at, config.epochs))
-    return MnistRun(model=model, optimizer=opt, iterator=it, log=records, out=out)
+        trainer.resume(ckpt_path)
+        if config.verbose:
+            print('resumed from %s at iteration %d (epoch %.2f)'
+                  % (ckpt_path, trainer.updater.iteration, trainer.updater.epoch_detail))
+    status = trainer.run()
+    log_path = os.path.join(out, LOG)
+    log = read_jsonl(log_path) if os.path.exists(log_path) else []
+    return MnistRun(model=model, optimizer=opt, iterator=trainer.updater.iterator, log=log,
+                    out=out, status=status, signal=trainer.signal)
 
 
 def describe(config):

@@ -1,4 +1,5 @@
 """Errors of the training framework. Each message says what went wrong and how to fix it."""
+from seqdbr.core.serializers import SerializationError
 
 __all__ = ['TrainingError', 'TrainingDiverged', 'SnapshotError', 'OutputError', 'WriteError']
 
@@ -22,9 +23,10 @@ class TrainingDiverged(TrainingError, RuntimeError):
         self.loss = loss
 
 
-class SnapshotError(TrainingError, ValueError):
+class SnapshotError(TrainingError, SerializationError):
     """A snapshot cannot be written, read or used (damaged file, another program's or
-    another model's snapshot). The message names the file."""
+    another model's snapshot, other settings). The message names the file. A
+    ``SerializationError`` (hence a ``ValueError``) too."""
 
 
 class OutputError(TrainingError, ValueError):

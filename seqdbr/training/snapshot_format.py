@@ -53,10 +53,14 @@ class NpzSnapshotFormat:
 
     Args:
         program (str): the program name stored in and required of every snapshot.
+        settings (dict or None): ``{name: JSON value}`` the run cannot change on resume
+            (e.g. ``{'--batchsize': 100}``); stored, and compared on load with a message
+            naming each difference.
     """
 
-    def __init__(self, program='seqdbr'):
+    def __init__(self, program='seqdbr', settings=None):
         self.program = program
+        self.settings = dict(settings or {})
 
     def save(self, trainer, path):
         try:
@@ -64,7 +68,7 @@ class NpzSnapshotFormat:
         except serializers.SerializationError as e:
             raise SnapshotError('cannot snapshot the training state: %s' % e) from None
         meta = {'format': FORMAT, 'version': VERSION, 'program': self.program,
-                'iteration': int(trainer.updater.iteration),
+                'settings': self.settings, 'iteration': int(trainer.updater.iteration),
                 'model': model_signature(trainer.updater.model)}
         text = json.dumps(meta, sort_keys=True).encode('utf-8')
         arrays[META_KEY] = numpy.frombuffer(text, dtype=numpy.uint8).copy()
@@ -103,6 +107,14 @@ class NpzSnapshotFormat:
             raise SnapshotError('%s is a snapshot of the program %r, but this is %r; resume it '
                                 'with the program that wrote it' % (path, meta.get('program'),
                                                                     self.program))
+        stored = meta.get('settings')
+        if not isinstance(stored, dict):
+            stored = {}
+        diff = ['%s %s but this run has %s %s' % (k, stored.get(k), k, v)
+                for k, v in self.settings.items() if stored.get(k) != v]
+        if diff:
+            raise SnapshotError('%s was made with %s; resume with the same settings (or start '
+                                'afresh without resuming)' % (path, '; '.join(diff)))
         theirs = meta.get('model')
         mine = model_signature(trainer.updater.model)
         if not isinstance(theirs, dict):

@@ -63,6 +63,8 @@ class Trainer:
             last iteration has run.
         signal (int or None): the signal that interrupted the run.
         diverged (str or None): why the run was marked diverged.
+        extra_keys (list of str): the observation names that *extra* end-of-run firings
+            reported in this iteration (filled as the extensions run).
 
     Raises:
         ValueError: a bad stop trigger (the message names it).
@@ -180,7 +182,7 @@ class Trainer:
 
     def _iterate(self, entries, catcher):
         self.observation = obs = {}
-        extra = []
+        self.extra_keys = extra = []
         with reporting(obs):
             self.updater.update()
             self.stop_reason = self.stop_trigger.reason(self) or (
@@ -193,7 +195,6 @@ class Trainer:
                     e.ext(self)
                     if before is not None:
                         extra.extend(k for k in obs if k not in before)
-        self.extra_keys = extra
         if self.diverged is not None:
             raise TrainingDiverged(self.diverged, self.updater.iteration,
                                    obs.get('loss'))
@@ -218,8 +219,9 @@ class Trainer:
         self._pending_drop = (self.updater.iteration, list(self.extra_keys))
 
     def serialize(self, s):
-        """Save/load the updater, extensions, triggers, elapsed time and RNG states."""
-        self.updater.serialize(s['updater'])
+        """Save/load the updater (at the top level: ``model/...``, ``optimizer/...``, the
+        data cursor), extensions, triggers, elapsed time and RNG states."""
+        self.updater.serialize(s)
         self._elapsed_before = s('elapsed', float(self.elapsed_time))
         self.extra_keys = json.loads(s('extra_keys', json.dumps(self.extra_keys)))
         rng = json.loads(s('rng', json.dumps(seeding.get_rng_state())))

@@ -14,7 +14,8 @@ __all__ = ['LogReport']
 class LogReport(Extension):
     """Append the mean of each observed value since the last report to ``out/filename``.
 
-    Each record holds ``iteration``, ``epoch`` (fractional), the means and ``time``
+    Each record holds ``iteration``, ``epoch`` (completed epochs, or the fractional epoch
+    with ``epoch='detail'``), the means and ``time``
     (training seconds, summed over resumes). With ``keys=None`` every observed name is
     logged; with a list, those names (``null`` when not observed in the interval); with a
     dict ``{observation: field}``, those observations under the field names, in the dict's
@@ -28,6 +29,7 @@ class LogReport(Extension):
         keys (None, list or dict): see above.
         trigger: when to write (default once per epoch; None: every iteration).
         filename (str): relative to the trainer's ``out``.
+        epoch (str): ``'count'`` (an int) or ``'detail'`` (a float, e.g. 2.5).
 
     Raises:
         WriteError: the log cannot be written (disk full).
@@ -36,7 +38,10 @@ class LogReport(Extension):
     trigger = None          # sees every iteration; writes on its own trigger
     priority = PRIORITY_READER + 10
 
-    def __init__(self, keys=None, trigger=(1, 'epoch'), filename='log.jsonl'):
+    def __init__(self, keys=None, trigger=(1, 'epoch'), filename='log.jsonl', epoch='count'):
+        if epoch not in ('count', 'detail'):
+            raise ValueError("epoch must be 'count' or 'detail', got %r" % (epoch,))
+        self.epoch_format = epoch
         if keys is None or isinstance(keys, dict):
             self.fields = keys
         else:
@@ -44,6 +49,7 @@ class LogReport(Extension):
         self._write_trigger = get_trigger(trigger)
         self.filename = filename
         self._sums, self._counts = {}, {}
+        self._extra = {}         # values from extra end-of-run firings, kept apart
         self.last_raw = None     # the last record's means (PrintReport shows them)
         self._drop = None
         self._logger = None
@@ -78,25 +84,38 @@ class LogReport(Extension):
 
     def drop_extra(self, iteration, keys):
         self._drop = set(keys)
+        self._extra = {}
 
     def __call__(self, trainer):
+        extra = trainer.extra_keys
         for k, v in trainer.observation.items():
-            if self.fields is None or k in self.fields:
+            if self.fields is not None and k not in self.fields:
+                continue
+            if k in extra:
+                self._extra[k] = as_float(v)
+            else:
                 self._sums[k] = self._sums.get(k, 0.0) + as_float(v)
                 self._counts[k] = self._counts.get(k, 0) + 1
         if self._write_trigger(trainer):
             self.write(trainer)
 
+    def _means(self):
+        means = {k: self._sums[k] / self._counts[k] for k in self._sums}
+        for k, v in self._extra.items():
+            means[k] = (self._sums[k] + v) / (self._counts[k] + 1) if k in self._sums else v
+        return means
+
     def write(self, trainer):
         u = trainer.updater
-        means = {k: self._sums[k] / self._counts[k] for k in self._sums}
-        record = {'iteration': u.iteration, 'epoch': u.epoch_detail}
+        means = self._means()
+        record = {'iteration': u.iteration,
+                  'epoch': u.epoch_detail if self.epoch_format == 'detail' else u.epoch}
         if self.fields is None:
             record.update(means)
         else:
             record.update((f, means.get(k)) for k, f in self.fields.items())
         record['time'] = trainer.elapsed_time
-        self._sums, self._counts = {}, {}
+        self._sums, self._counts, self._extra = {}, {}, {}
         self.last_raw = dict(means, iteration=u.iteration)
         try:
             self._logger.log(record)
@@ -111,6 +130,7 @@ class LogReport(Extension):
             self._logger = None
 
     def serialize(self, s):
-        state = {'sums': self._sums, 'counts': self._counts}
+        state = {'sums': self._sums, 'counts': self._counts, 'extra': self._extra}
         state = json.loads(s('state', json.dumps(state, allow_nan=True)))
         self._sums, self._counts = state['sums'], state['counts']
+        self._extra = state['extra']

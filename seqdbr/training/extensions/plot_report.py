@@ -50,6 +50,12 @@ class PlotReport(Extension):
         if self._draw_trigger(trainer) or trainer.stop_reason is not None:
             self.draw(os.path.join(trainer.out, self.filename))
 
+    def drop_extra(self, iteration, keys):
+        for k in keys:
+            pts = self.series.get(k)
+            if pts and self.x_key == 'iteration' and pts[-1][0] == iteration:
+                pts.pop()
+
     def draw(self, path):
         """Draw the PNG now; returns the path, or None without matplotlib."""
         try:

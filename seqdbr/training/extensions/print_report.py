@@ -57,7 +57,7 @@ class PrintReport(Extension):
             self._header_done = True
         u = trainer.updater
         values = self._values(trainer)
-        cells = [str(u.iteration), '%.2f' % u.epoch_detail]
+        cells = [str(u.iteration), '%g' % round(u.epoch_detail, 2)]
         for k in self.keys:
             v = values.get(k)
             cells.append('%.6g' % as_float(v) if v is not None else '')
