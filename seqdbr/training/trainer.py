@@ -105,7 +105,8 @@ class Trainer:
         spec = trigger if trigger is not None else getattr(extension, 'trigger', None)
         prio = priority if priority is not None else getattr(extension, 'priority',
                                                              PRIORITY_READER)
-        self._entries[name] = _Entry(name, extension, get_trigger(spec), prio)
+        at_end = getattr(extension, 'trigger_at_end', False)
+        self._entries[name] = _Entry(name, extension, get_trigger(spec, at_end), prio)
         return extension
 
     def get_extension(self, name):

@@ -191,20 +191,24 @@ class StopTrigger:
             self.max_iterations, self.max_epochs, self.max_minutes)
 
 
-def get_trigger(spec):
+def get_trigger(spec, at_end=False):
     """Turn a trigger spec (see the module docstring) into a trigger.
+
+    Args:
+        spec: the spec.
+        at_end (bool): an ``(N, unit)`` spec also fires at the run's last iteration.
 
     Raises:
         ValueError: a malformed spec (the message names it and the accepted forms).
     """
     if spec is None:
         return IntervalTrigger(1, 'iteration')
-    if spec == 'end':
+    if isinstance(spec, str) and spec == 'end':
         return EndTrigger()
     if callable(spec):
         return spec
     if isinstance(spec, (tuple, list)) and len(spec) == 2:
-        return IntervalTrigger(spec[0], spec[1])
+        return IntervalTrigger(spec[0], spec[1], at_end=at_end)
     raise ValueError("bad trigger %r: use (N, 'iteration'), (N, 'epoch'), 'end', a "
                      "callable trigger(trainer) -> bool, or None (every iteration)" % (spec,))
 

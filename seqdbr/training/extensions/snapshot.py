@@ -14,12 +14,15 @@ class Snapshot(Extension):
     ``'snapshot_iter_{iteration}.npz'``); with ``keep_last=K`` only the K newest such
     files this extension wrote are kept. For "keep the best", give a
     :class:`~seqdbr.training.triggers.MinValueTrigger` as the trigger. Snapshots run after
-    every other extension and never after a diverged iteration.
+    every other extension and never after a diverged iteration. An ``(N, unit)`` trigger
+    (default once per epoch) also fires when the run stops (a limit, a signal), so the last
+    state is always saved.
 
     Attributes:
         last_path (str or None): the file written last.
     """
     trigger = (1, 'epoch')
+    trigger_at_end = True
     priority = PRIORITY_SNAPSHOT
 
     def __init__(self, filename='latest.npz', keep_last=None):
