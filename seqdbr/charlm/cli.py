@@ -201,12 +201,13 @@ def train_main(argv=None):
         return _fail(ap.prog, e)
     except BrokenPipeError:
         return _stdout_gone()
-    except KeyboardInterrupt:
-        # A second Ctrl-C while the checkpoint was being written (writes are atomic, so the
-        # previous checkpoint file is intact), or one before training started.
+    except KeyboardInterrupt as e:
+        # A repeated signal gave up at once (writes are atomic, so the previous checkpoint
+        # file is intact), or Ctrl-C before training started. The status is the first
+        # signal's (SIGTERM twice: 143).
         print('%s: interrupted; no new checkpoint was completed (the previous one, if any, is '
               'intact)' % ap.prog, file=sys.stderr, flush=True)
-        return 130
+        return 128 + int(getattr(e, 'signum', 2))
     if result.status == 'interrupted':
         return 128 + int(result.signal or 2)
     return 0

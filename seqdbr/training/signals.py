@@ -5,16 +5,26 @@ or SIGTERM only sets ``signum``: the trainer finishes the iteration, writes its 
 returns, and the program exits with ``128 + signum`` (130 / 143). While a snapshot is being
 written (:meth:`SignalCatcher.deferring`) further signals are held back until the write is
 complete, so a second Ctrl-C cannot leave a half-written or missing file; a third signal
-during the same write gives up at once (``KeyboardInterrupt``; the write is atomic, so the
-previous file survives). Outside a write a second signal also gives up at once.
+during the same write gives up at once (:class:`Aborted`, a ``KeyboardInterrupt`` carrying
+the first signal's number; the write is atomic, so the previous file survives). Outside a
+write a second signal also gives up at once.
 """
 import contextlib
 import signal
 import threading
 
-__all__ = ['SignalCatcher']
+__all__ = ['SignalCatcher', 'Aborted']
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Aborted(KeyboardInterrupt):
+    """A second SIGINT/SIGTERM gave up at once; ``signum`` is the first signal's number, so
+    the program can exit with its usual status (``128 + signum``)."""
+
+    def __init__(self, signum):
+        super().__init__(signum)
+        self.signum = signum
 
 
 class SignalCatcher:
@@ -44,7 +54,7 @@ class SignalCatcher:
             self._held += 1         # finish the snapshot first
             return
         signal.signal(signum, self._old.get(signum, signal.SIG_DFL))
-        raise KeyboardInterrupt
+        raise Aborted(self.signum)
 
     @contextlib.contextmanager
     def deferring(self):

@@ -137,6 +137,14 @@ class NpzSnapshotFormat:
         meta = self.read_meta(path, arrays)
         self.check(trainer, path, meta)
         del arrays[META_KEY]
+        # Extensions may differ between runs (a report added or removed): the state of one
+        # this trainer lacks is skipped, and one without stored state starts fresh.
+        names = set(trainer.extension_names)
+        for key in list(arrays):
+            parts = key.split('/')
+            if parts[0] in ('extensions', 'triggers') and parts[1] not in names:
+                del arrays[key]
+        trainer.stored_states = {tuple(k.split('/')[:2]) for k in arrays}
         try:
             serializers.deserialize_from_dict(arrays, trainer, strict=True, name=path)
         except (serializers.SerializationError, KeyError, ValueError, TypeError) as e:

@@ -85,6 +85,7 @@ class Trainer:
         self._t0 = None
         self._catcher = None
         self._pending_drop = None
+        self.stored_states = None
 
     # -- extensions ----------------------------------------------------------------------------
     def extend(self, extension, name=None, trigger=None, priority=None):
@@ -108,6 +109,11 @@ class Trainer:
         at_end = getattr(extension, 'trigger_at_end', False)
         self._entries[name] = _Entry(name, extension, get_trigger(spec, at_end), prio)
         return extension
+
+    @property
+    def extension_names(self):
+        """The registered extension names, in registration order."""
+        return list(self._entries)
 
     def get_extension(self, name):
         """The extension registered as ``name`` (KeyError listing the names otherwise)."""
@@ -227,11 +233,12 @@ class Trainer:
         self.extra_keys = json.loads(s('extra_keys', json.dumps(self.extra_keys)))
         rng = json.loads(s('rng', json.dumps(seeding.get_rng_state())))
         seeding.set_rng_state(rng)
+        stored = self.stored_states        # on load: the (namespace, name) pairs present
         for e in self._entries.values():
-            if hasattr(e.ext, 'serialize'):
-                e.ext.serialize(s['extensions'][e.name])
-            if hasattr(e.trigger, 'serialize'):
-                e.trigger.serialize(s['triggers'][e.name])
+            for space, obj in (('extensions', e.ext), ('triggers', e.trigger)):
+                if hasattr(obj, 'serialize') and (stored is None or (space, e.name) in stored):
+                    obj.serialize(s[space][e.name])
+        self.stored_states = None
 
 
 def _prepare_out(out):
