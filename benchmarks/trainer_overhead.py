@@ -1,0 +1,87 @@
+"""What the training framework costs: the char-RNN program on the Trainer against the
+program as it was before (one ~390-line loop), in the same process, runs interleaved.
+
+The old program is read from git (``--baseline-commit``, default the last commit before the
+rebuild) into a module of its own, so both train the same 2x128 LSTM on the same corpus
+with the same seed, batch 50 x 50. Each run's per-iteration seconds come from its
+``log.jsonl`` (``time`` differences, validation iterations left out); the figure is the
+median over iterations, then the median over runs. Prints JSON.
+
+    python benchmarks/trainer_overhead.py [--iters 80] [--repeats 5]
+"""
+import importlib.util
+import io
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, ROOT)
+sys.path.insert(0, HERE)
+
+import common  # noqa: E402
+
+BASELINE = '47babb6'
+
+
+def load_baseline(commit):
+    src = subprocess.run(['git', '-C', ROOT, 'show', '%s:seqdbr/charlm/train.py' % commit],
+                         capture_output=True, text=True, check=True).stdout
+    path = os.path.join(tempfile.mkdtemp(), 'legacy_train.py')
+    with open(path, 'w') as f:
+        f.write(src)
+    spec = importlib.util.spec_from_file_location('seqdbr.charlm._legacy_train', path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def per_iteration(log_path):
+    recs = [json.loads(line) for line in open(log_path)]
+    steps = [b['time'] - a['time'] for a, b in zip(recs, recs[1:])
+             if b.get('val_loss') is None]
+    return statistics.median(steps[5:])          # the first steps warm caches up
+
+
+def one_run(mod, corpus, iters, out):
+    cfg = mod.TrainConfig(corpus=corpus, out=out, max_iters=iters, eval_every=10 ** 6,
+                          progress=False, seed=1)
+    mod.train(cfg, out_stream=io.StringIO())
+    return per_iteration(os.path.join(out, 'log.jsonl'))
+
+
+def main():
+    p = common.make_parser(__doc__)
+    p.add_argument('--iters', type=int, default=80)
+    p.add_argument('--repeats', type=int, default=5)
+    p.add_argument('--corpus', default='pydoc')
+    p.add_argument('--baseline-commit', default=BASELINE)
+    args = p.parse_args()
+    from seqdbr.charlm import train as new
+    old = load_baseline(args.baseline_commit)
+    times = {'trainer': [], 'before': []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(args.repeats):
+            order = [('before', old), ('trainer', new)]
+            for name, mod in (order if r % 2 == 0 else order[::-1]):
+                out = os.path.join(tmp, '%s%d' % (name, r))
+                times[name].append(one_run(mod, args.corpus, args.iters, out))
+    med = {k: statistics.median(v) for k, v in times.items()}
+    ratios = [a / b for a, b in zip(times['trainer'], times['before'])]
+    common.emit({'benchmark': 'trainer_overhead', 'model': 'char-RNN 2x128 LSTM, batch 50 x 50',
+                 'iterations_per_run': args.iters, 'repeats': args.repeats,
+                 'baseline_commit': args.baseline_commit,
+                 'ms_per_iteration': {k: round(v * 1e3, 3) for k, v in med.items()},
+                 'ms_per_iteration_runs': {k: [round(x * 1e3, 3) for x in v]
+                                           for k, v in times.items()},
+                 'ratio_trainer_to_before_median_of_pairs': round(statistics.median(ratios), 4),
+                 'overhead_percent': round((med['trainer'] / med['before'] - 1) * 100, 2),
+                 'machine': common.machine_info({})})
+
+
+if __name__ == '__main__':
+    main()
