@@ -31,7 +31,6 @@ with a generic iterator/updater (a batch of ``(source_ids, target_ids)`` pairs -
 """
 import collections
 import json
-import math
 import time
 
 import numpy

@@ -5,7 +5,6 @@ import pytest
 
 import seqdbr
 import seqdbr.functions as F
-import seqdbr.links as L
 from seqdbr import Variable
 from seqdbr.core import backend
 from seqdbr.gradient_check import assert_allclose

@@ -195,7 +195,8 @@ class GlobalAttention(Chain):
 
     Parameters:
         ``linear_in.W`` ``(Hs, Hq)`` ('general'); ``linear_q.W`` ``(A, Hq)``, ``linear_s.W``
-        ``(A, Hs)``, ``linear_v.W`` ``(1, A)`` (``v_a``; 'concat'); ``linear_out.W`` ``(out_size, Hs + Hq)``.
+        ``(A, Hs)``, ``linear_v.W`` ``(1, A)`` (``v_a``; 'concat');
+        ``linear_out.W`` ``(out_size, Hs + Hq)`` (``W_c``).
 
     Call:
         ``prepare(hs, lengths=None) -> AttentionMemory``: ``hs`` a ``(B, S, Hs)``
