@@ -3,6 +3,7 @@ the papers' equations, float64 gradient checks of inputs and parameters, masks, 
 import numpy
 import pytest
 
+import seqdbr
 import seqdbr.functions as F
 import seqdbr.links as L
 from seqdbr import Variable
@@ -11,6 +12,11 @@ from seqdbr.gradient_check import assert_allclose, check_backward, numerical_gra
 
 def _rng(seed=0):
     return numpy.random.default_rng(seed)
+
+
+@pytest.fixture(autouse=True)
+def _seeded():
+    seqdbr.initializers.set_seed(0)   # the same weights whatever ran before
 
 
 def _to_float64(link):
@@ -43,7 +49,8 @@ def _check_param_grads(link, fn, seed=0, atol=1e-6, rtol=1e-5):
     F.sum(y * gy).backward()
     names = [n for n, _ in link.namedparams()]
     params = [p for _, p in link.namedparams()]
-    num = numerical_grad(lambda: (fn().array,), tuple(p.array for p in params), (gy,))
+    num = numerical_grad(lambda: (fn().array,), tuple(p.array for p in params), (gy,),
+                         eps=1e-5)     # float64: truncation error ~1e-10, rounding ~1e-11
     for name, p, g in zip(names, params, num):
         assert p.grad is not None, name
         assert_allclose(p.grad, g, atol=atol, rtol=rtol, err_msg=name)
