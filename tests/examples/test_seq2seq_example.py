@@ -139,6 +139,24 @@ def test_loss_gradient_float64(lengths):
                         atol=1e-7, rtol=1e-5, err_msg=name)
 
 
+def test_iterator_converter_and_loss_compose():
+    """The pieces a generic updater needs: SerialIterator over encoded pairs, convert_batch,
+    and model.loss(*converted) -> (loss, {'accuracy': ...})."""
+    from seqdbr.datasets import SerialIterator
+    sv, tv = S.date_vocabs()
+    ex = S.encode_pairs(dates.load_dates(10, 0, 0, seed=0)['train'], sv, tv)
+    it = SerialIterator(ex, 4, shuffle=True, seed=0)
+    m = _model(Vs=len(sv), Vt=len(tv), float64=False)
+    xs, ys = S.convert_batch(next(it))
+    assert len(xs) == len(ys) == 4 and all(y.dtype == numpy.int32 for y in ys)
+    loss, metrics = m.loss(xs, ys)
+    assert loss.shape == () and set(metrics) == {'accuracy'}
+    loss.backward()
+    assert m.embed_x.W.grad is not None
+    with pytest.raises(ValueError, match='empty'):
+        S.convert_batch([])
+
+
 # -- decoding -------------------------------------------------------------------------------
 
 def test_greedy_follows_argmax_of_reference():
