@@ -15,3 +15,4 @@ from seqdbr.datasets.tuple_dataset import TupleDataset  # NOQA
 
 __all__ = ['DownloadError', 'SerialIterator', 'TupleDataset', 'cache_dir', 'concat_examples',
            'download_file', 'ensure_file', 'get_mnist', 'read_idx', 'sha256_file']
+from seqdbr.datasets.dates import load_dates  # NOQA  (human dates -> ISO, generated)
