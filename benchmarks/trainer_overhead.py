@@ -44,6 +44,8 @@ def per_iteration(log_path):
     recs = [json.loads(line) for line in open(log_path)]
     steps = [b['time'] - a['time'] for a, b in zip(recs, recs[1:])
              if b.get('val_loss') is None]
+    if len(steps) < 6:
+        raise RuntimeError("%s: only %d timed iterations in the log" % (log_path, len(steps)))
     return statistics.median(steps[5:])          # the first steps warm caches up
 
 

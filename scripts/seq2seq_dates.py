@@ -75,9 +75,9 @@ def _train(args):
           % (model.count_params(), args.embed, args.hidden, args.layers, args.score))
 
     def log(rec):
-        print('epoch %d  iter %d  loss %.4f  token acc %.4f  val exact %.4f  (%.1f s training)'
+        print('epoch %d  iter %d  loss %.4f  token acc %.4f  val exact %.4f  (%.1f s)'
               % (rec['epoch'], rec['iteration'], rec['loss'], rec['accuracy'],
-                 rec['val_exact'], rec['seconds']), flush=True)
+                 rec['val_exact'], rec['time']), flush=True)
         S.save_checkpoint(path, model, sv, tv, extra={'history': [rec]})
 
     _, hist = S.train(model, tr, va, batch_size=args.batch_size, lr=args.lr,
@@ -91,7 +91,7 @@ def _train(args):
     beam = S.exact_match(model, te, beam_width=args.beam)
     t2 = time.perf_counter()
     print('test exact match: greedy %.4f (%.1f s), beam %d %.4f (%.1f s); training %.1f s'
-          % (greedy, t1 - t0, args.beam, beam, t2 - t1, hist[-1]['seconds']))
+          % (greedy, t1 - t0, args.beam, beam, t2 - t1, hist[-1]['time']))
     for src, _ in data['test'][:6]:
         x = sv.encode(src)
         g = model.greedy([x], 30)[0]

@@ -31,7 +31,6 @@ with a generic iterator/updater (a batch of ``(source_ids, target_ids)`` pairs -
 """
 import collections
 import json
-import time
 
 import numpy
 
@@ -41,6 +40,10 @@ import seqdbr.links as L
 from seqdbr.core import serializers
 from seqdbr.core.optimizer_hooks import GradientClipping
 from seqdbr.core.variable import Variable
+from seqdbr.datasets import SerialIterator
+from seqdbr.training import IntervalTrigger, StandardUpdater, StopTrigger, Trainer, report
+from seqdbr.training import extensions as E
+from seqdbr.training.extension import PRIORITY_READER, PRIORITY_WRITER, Extension
 
 __all__ = ['EOS', 'BOS', 'UNK', 'CharVocab', 'Hypothesis', 'Seq2seq', 'convert_batch',
            'encode_pairs', 'exact_match', 'train', 'save_checkpoint', 'load_checkpoint',
@@ -457,60 +460,98 @@ def exact_match(model, examples, beam_width=None, batch_size=256, max_length=50)
     return hits / len(examples)
 
 
+class ExactMatch(Extension):
+    """Reports ``val/exact``: the greedy exact-match accuracy on ``examples``; stops the run
+    once it reaches ``target`` (early stopping)."""
+    priority = PRIORITY_WRITER
+
+    def __init__(self, model, examples, target=None):
+        self.model, self.examples, self.target = model, list(examples), target
+
+    def __call__(self, trainer):
+        if trainer.stop_reason == 'interrupted':
+            return
+        acc = exact_match(self.model, self.examples)
+        report({'val/exact': acc})
+        if self.target is not None and acc >= self.target:
+            trainer.stop('target accuracy %.4f reached' % acc)
+
+
+#: Observation -> history field.
+HISTORY_FIELDS = {'loss': 'loss', 'accuracy': 'accuracy', 'val/exact': 'val_exact'}
+
+
+class _Callback(Extension):
+    """Calls ``log(record)`` with each record the LogReport wrote this iteration."""
+    priority = PRIORITY_READER - 1
+    trigger = None
+
+    def __init__(self, log_report, log):
+        self.log_report, self.log, self._seen = log_report, log, 0
+
+    def __call__(self, trainer):
+        for rec in self.log_report.log[self._seen:]:
+            self.log(rec)
+        self._seen = len(self.log_report.log)
+
+
+def build_trainer(model, train_examples, val_examples=(), batch_size=64, lr=3e-3,
+                  grad_clip=5.0, max_epochs=10, max_seconds=None, target_accuracy=None,
+                  eval_size=500, seed=0, log=None, out=None):
+    """The seq2seq Trainer: Adam (+ gradient clipping) on shuffled minibatches with teacher
+    forcing, greedy exact match on the first ``eval_size`` validation examples after every
+    epoch (and at the end), a per-epoch log, and a snapshot per epoch when ``out`` is given.
+    Returns ``(trainer, log_report)``."""
+    if not train_examples:
+        raise ValueError('train: no training examples')
+    opt = seqdbr.optimizers.Adam(alpha=lr).setup(model)
+    if grad_clip:
+        opt.add_hook(GradientClipping(grad_clip))
+    it = SerialIterator(list(train_examples), batch_size, shuffle=True, seed=seed)
+    updater = StandardUpdater(it, opt, model.loss, converter=convert_batch)
+    stop = StopTrigger(max_epochs=max_epochs,
+                       max_minutes=None if max_seconds is None else max_seconds / 60.0)
+    trainer = Trainer(updater, stop_trigger=stop, out=out, program='seq2seq')
+    val = list(val_examples)[:eval_size]
+    if val:
+        trainer.extend(ExactMatch(model, val, target_accuracy),
+                       trigger=IntervalTrigger(1, 'epoch', at_end=True))
+    log_report = E.LogReport(HISTORY_FIELDS, trigger=IntervalTrigger(1, 'epoch', at_end=True),
+                             filename=None if out is None else 'log.jsonl')
+    trainer.extend(log_report)
+    if log is not None:
+        trainer.extend(_Callback(log_report, log))
+    if out is not None:
+        trainer.extend(E.snapshot('latest.npz'))
+    return trainer, log_report
+
+
 def train(model, train_examples, val_examples=(), batch_size=64, lr=3e-3, grad_clip=5.0,
           max_epochs=10, max_seconds=None, target_accuracy=None, eval_size=500, seed=0,
-          log=None):
-    """A plain training loop (Adam, gradient clipping, shuffled minibatches).
+          log=None, out=None):
+    """Train ``model`` with the :class:`~seqdbr.training.Trainer` (see :func:`build_trainer`).
 
-    After every epoch the greedy exact-match accuracy of the first ``eval_size`` validation
-    examples is measured; training stops after ``max_epochs``, when ``max_seconds`` of
-    training have passed (checked after each minibatch), or when that accuracy reaches
+    Training stops after ``max_epochs``, when ``max_seconds`` of wall-clock time have passed
+    (checked after each minibatch), or when the validation exact match reaches
     ``target_accuracy``.
 
     Args:
         model (Seq2seq): the model (trained in place).
         train_examples, val_examples: lists of ``(source_ids, target_ids)``.
         log (callable or None): called with each epoch's record (a dict).
+        out (str or None): a folder for ``log.jsonl`` and ``latest.npz`` (None: no files).
 
     Returns:
         ``(optimizer, history)``: the Adam optimizer and a list of per-epoch dicts
-        ``{'epoch', 'iteration', 'loss', 'accuracy', 'val_exact', 'seconds'}`` (``seconds``:
-        training time so far, evaluation excluded).
+        ``{'iteration', 'epoch', 'loss', 'accuracy', 'val_exact', 'time'}`` (means over the
+        epoch's minibatches; ``time``: seconds since the start, evaluation included; a run
+        stopped mid-epoch adds a record for the partial epoch).
     """
-    if not train_examples:
-        raise ValueError('train: no training examples')
-    opt = seqdbr.optimizers.Adam(alpha=lr).setup(model)
-    if grad_clip:
-        opt.add_hook(GradientClipping(grad_clip))
-    rng = numpy.random.default_rng(seed)
-    history, it, spent = [], 0, 0.0
-    val = list(val_examples)[:eval_size]
-    for epoch in range(1, max_epochs + 1):
-        order = rng.permutation(len(train_examples))
-        losses, accs, stop = [], [], False
-        t0 = time.perf_counter()
-        for i in range(0, len(order), batch_size):
-            xs, ys = convert_batch([train_examples[j] for j in order[i:i + batch_size]])
-            loss, metrics = model.loss(xs, ys)
-            model.cleargrads()
-            loss.backward()
-            opt.update()
-            losses.append(float(loss.array))
-            accs.append(float(metrics['accuracy'].array))
-            it += 1
-            if max_seconds is not None and spent + time.perf_counter() - t0 > max_seconds:
-                stop = True
-                break
-        spent += time.perf_counter() - t0
-        rec = {'epoch': epoch, 'iteration': it, 'loss': float(numpy.mean(losses)),
-               'accuracy': float(numpy.mean(accs)),
-               'val_exact': exact_match(model, val) if val else None, 'seconds': spent}
-        history.append(rec)
-        if log is not None:
-            log(rec)
-        if stop or (target_accuracy is not None and val and rec['val_exact'] >= target_accuracy):
-            break
-    return opt, history
+    trainer, log_report = build_trainer(model, train_examples, val_examples, batch_size, lr,
+                                        grad_clip, max_epochs, max_seconds, target_accuracy,
+                                        eval_size, seed, log, out)
+    trainer.run()
+    return trainer.updater.optimizer, log_report.log
 
 
 # -- checkpoints --------------------------------------------------------------------------

@@ -51,7 +51,8 @@ class Trainer:
         stop_trigger: ``(N, 'iteration')``, ``(N, 'epoch')``, a
             :class:`~seqdbr.training.triggers.StopTrigger` (iterations, epochs and/or a
             wall-clock budget), or None (run until a signal).
-        out (str): the output folder (created; snapshots and logs go there).
+        out (str or None): the output folder (created; snapshots and logs go there). None:
+            a run that writes no file (in-memory logs only).
         snapshot_format: how snapshots are written and read (default
             :class:`~seqdbr.training.snapshot_format.NpzSnapshotFormat`).
         program (str): names the program in generic snapshots, so that one program's
@@ -74,7 +75,7 @@ class Trainer:
                  program='seqdbr'):
         self.updater = updater
         self.stop_trigger = get_stop_trigger(stop_trigger)
-        self.out = os.fspath(out)
+        self.out = None if out is None else os.fspath(out)
         self.snapshot_format = snapshot_format or NpzSnapshotFormat(program)
         self.observation = {}
         self.stop_reason = self.signal = self.diverged = None
@@ -123,6 +124,12 @@ class Trainer:
             raise KeyError('no extension named %r (registered: %s)'
                            % (name, ', '.join(self._entries) or 'none')) from None
 
+    def stop(self, reason='stopped'):
+        """End the run after this iteration's extensions (e.g. early stopping); the first
+        reason given is kept in :attr:`stop_reason`."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+
     def mark_diverged(self, message):
         """Stop the run after the readers have recorded this iteration (first reason kept)."""
         if self.diverged is None:
@@ -154,7 +161,8 @@ class Trainer:
         if self.stop_trigger.reason(self) == 'done':
             self.stop_reason = 'done'
             return self.stop_reason
-        _prepare_out(self.out)
+        if self.out is not None:
+            _prepare_out(self.out)
         entries = sorted(self._entries.values(), key=lambda e: -e.priority)
         with SignalCatcher() as catcher:
             self._catcher = catcher

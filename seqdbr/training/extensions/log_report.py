@@ -28,7 +28,8 @@ class LogReport(Extension):
     Args:
         keys (None, list or dict): see above.
         trigger: when to write (default once per epoch; None: every iteration).
-        filename (str): relative to the trainer's ``out``.
+        filename (str or None): relative to the trainer's ``out``; None keeps the records
+            in memory only (:attr:`log`).
         epoch (str): ``'count'`` (an int) or ``'detail'`` (a float, e.g. 2.5).
 
     Raises:
@@ -54,8 +55,11 @@ class LogReport(Extension):
         self._drop = None
         self._logger = None
         self.path = None
+        self.log = []            # the records written by this run
 
     def initialize(self, trainer):
+        if self.filename is None or trainer.out is None:
+            return
         self.path = os.path.join(trainer.out, self.filename)
         if trainer.resumed_from is not None:
             self._cut_back(trainer.updater.iteration)
@@ -117,6 +121,9 @@ class LogReport(Extension):
         record['time'] = trainer.elapsed_time
         self._sums, self._counts, self._extra = {}, {}, {}
         self.last_raw = dict(means, iteration=u.iteration)
+        self.log.append(record)
+        if self._logger is None:
+            return
         try:
             self._logger.log(record)
         except OSError as e:
