@@ -40,7 +40,7 @@ __all__ = ['Link', 'Chain', 'ChainList']
 
 
 def _is_array(x):
-    return type(x) is numpy.ndarray or hasattr(x, '__cuda_array_interface__')
+    return backend.is_array(x)
 
 
 def _clone_param(p, mode, xp):

@@ -70,7 +70,7 @@ import numbers
 
 import numpy
 
-from seqdbr.core import backend
+from seqdbr.core import backend, cuda_kernels
 
 __all__ = ['Hyperparameter', 'UpdateRule', 'Optimizer', 'GradientMethod', 'LazyKernel']
 
@@ -123,27 +123,15 @@ class Hyperparameter:
         return 'Hyperparameter(%s)' % items
 
 
-class LazyKernel:
-    """A CuPy ``ElementwiseKernel`` compiled on its first call and cached.
-
-    Creating a ``LazyKernel`` never imports CuPy, so optimizer modules stay importable
-    (and fully usable on the CPU) without it.
-    """
-
-    def __init__(self, in_params, out_params, operation, name):
-        self._args = (in_params, out_params, operation, name)
-        self._kernel = None
-
-    def __call__(self, *args):
-        kernel = self._kernel
-        if kernel is None:
-            cupy = backend.cupy_or_none()
-            if cupy is None:
-                raise RuntimeError('the GPU update kernel %r needs CuPy; install it with '
-                                   '`pip install -e .[gpu]` or keep the model on the CPU'
-                                   % self._args[3])
-            kernel = self._kernel = cupy.ElementwiseKernel(*self._args)
-        return kernel(*args)
+def LazyKernel(in_params, out_params, operation, name):
+    """Declare an optimizer's update kernel in :mod:`seqdbr.core.cuda_kernels` (compiled on
+    its first call; creating it never imports CuPy). The kernels take the parameter, its
+    gradient and its state at the parameter's dtype (float16, float32 or float64) and the
+    hyperparameters as scalars."""
+    scalars = [p.split()[-1] for p in in_params.split(',')][1:]   # all inputs but grad
+    return cuda_kernels.elementwise(name, in_params, out_params, operation,
+                                    types=[{'T': t} for t in cuda_kernels.FLOATS],
+                                    scalars=scalars)
 
 
 class UpdateRule:

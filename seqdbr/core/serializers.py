@@ -75,7 +75,7 @@ class LoadError(SerializationError, KeyError):
 
 
 def _is_array(x):
-    return type(x) is numpy.ndarray or hasattr(x, '__cuda_array_interface__')
+    return backend.is_array(x)
 
 
 def _join(path, key):

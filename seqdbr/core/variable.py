@@ -24,7 +24,7 @@ _ndarray = numpy.ndarray
 
 
 def _check_array(array, what='Variable'):
-    if type(array) is _ndarray or hasattr(array, '__cuda_array_interface__'):
+    if backend.is_array(array):
         return array
     if isinstance(array, numpy.generic):
         return numpy.asarray(array)
@@ -247,7 +247,7 @@ class Parameter(Variable):
         if isinstance(initializer, Variable):
             initializer = initializer.array
         if initializer is not None and (type(initializer) is _ndarray
-                                        or hasattr(initializer, '__cuda_array_interface__')):
+                                        or backend.is_device_array(initializer)):
             super().__init__(initializer, requires_grad=True, name=name)
             self.initializer = None
             return

@@ -91,7 +91,7 @@ class ParallelSequentialBatcher:
     def __init__(self, tokens, batch_size, bptt_len, repeat=True):
         self.batch_size = _check_int('batch_size', batch_size, 1)
         self.bptt_len = _check_int('bptt_len', bptt_len, 1)
-        tokens = backend.to_cpu(tokens) if hasattr(tokens, '__cuda_array_interface__') \
+        tokens = backend.to_cpu(tokens) if backend.is_device_array(tokens) \
             else numpy.asarray(tokens)
         if tokens.ndim != 1:
             raise ValueError('tokens must be a 1-D array of ids, got shape %s'

@@ -14,7 +14,7 @@ import numbers
 
 import numpy
 
-from seqdbr.core import backend
+from seqdbr.core import backend, cuda_kernels
 from seqdbr.core.function_node import FunctionNode
 from seqdbr.core.functions.activation import (_float_array, _input_array, _min_max,
                                               _sigmoid_array, _sigmoid_low)
@@ -70,25 +70,22 @@ def _check_label_range(fname, t, low, high, ignore_label, what):
 
 # -- softmax cross entropy --------------------------------------------------------------
 
-_kernels = {}
+# i runs over gx (B, C, R) in C order; coeff and t are (B, R). Labels arrive as intp (int64)
+# from the forward pass; int32 is declared too so either label dtype may be passed.
+_CE_GRAD = cuda_kernels.elementwise(
+    'seqdbr_softmax_ce_grad', 'T y, raw S t, raw T coeff, int64 C, int64 R', 'T gx',
+    '''
+    ptrdiff_t r = i % R;
+    ptrdiff_t c = (i / R) % C;
+    ptrdiff_t j = (i / (R * C)) * R + r;
+    T co = coeff[j];
+    gx = (c == (ptrdiff_t)t[j]) ? co * (y - (T)1) : co * y;
+    ''', types=[{'T': f, 'S': s} for f in cuda_kernels.FLOATS
+                 for s in (numpy.int32, numpy.int64)], scalars=('C', 'R'))
 
 
 def _ce_grad_kernel():
-    k = _kernels.get('ce_grad')
-    if k is None:
-        cp = backend.cupy_or_none()
-        # i runs over gx (B, C, R) in C order; coeff and t are (B, R).
-        k = cp.ElementwiseKernel(
-            'T y, raw S t, raw T coeff, int64 C, int64 R', 'T gx',
-            '''
-            ptrdiff_t r = i % R;
-            ptrdiff_t c = (i / R) % C;
-            ptrdiff_t j = (i / (R * C)) * R + r;
-            T co = coeff[j];
-            gx = (c == (ptrdiff_t)t[j]) ? co * (y - (T)1) : co * y;
-            ''', 'seqdbr_softmax_ce_grad')
-        _kernels['ce_grad'] = k
-    return k
+    return _CE_GRAD
 
 
 class SoftmaxCrossEntropy(FunctionNode):

@@ -14,7 +14,7 @@ import numbers
 
 import numpy
 
-from seqdbr.core import backend
+from seqdbr.core import backend, cuda_kernels
 from seqdbr.core.config import config
 from seqdbr.core.function_node import FunctionNode
 from seqdbr.core.functions.activation import _float_array
@@ -67,18 +67,14 @@ def _gpu_rng(cp):
     return g
 
 
-_kernels = {}
+_DROPOUT_FWD = cuda_kernels.elementwise(
+    'seqdbr_dropout_fwd', 'T x, T u, T ratio, T scale', 'T y, T mask',
+    'mask = u >= ratio ? scale : (T)0; y = x * mask;',
+    types=[{'T': t} for t in cuda_kernels.GPU_FLOATS], scalars=('ratio', 'scale'))
 
 
 def _dropout_kernel(cp):
-    k = _kernels.get('fwd')
-    if k is None:
-        k = cp.ElementwiseKernel(
-            'T x, T u, T ratio, T scale', 'T y, T mask',
-            'mask = u >= ratio ? scale : (T)0; y = x * mask;',
-            'seqdbr_dropout_fwd')
-        _kernels['fwd'] = k
-    return k
+    return _DROPOUT_FWD
 
 
 _GPU_FLOATS = (numpy.dtype(numpy.float32), numpy.dtype(numpy.float64))
