@@ -22,7 +22,8 @@ import numpy
 __all__ = ['get_array_module', 'is_gpu_available', 'cupy_or_none', 'CpuDevice', 'GpuDevice',
            'get_device', 'get_device_from_array', 'to_cpu', 'to_gpu', 'to_device',
            'is_array', 'is_device_array', 'using_device', 'gpu_device_count', 'to_host',
-           'fetch_scalars', 'check_later', 'flush_checks', 'counting_fetches']
+           'fetch_scalars', 'LazyScalar', 'check_later', 'check_index_range', 'flush_checks',
+           'counting_fetches']
 
 _cupy = None
 _cupy_checked = False
@@ -394,6 +395,34 @@ def _fetch_with_checks(parts, what):
     return host[:n]
 
 
+class LazyScalar:
+    """A 0-d value kept on its device until read: ``float(v)`` fetches it (once, through
+    :func:`fetch_scalars`, with the pending deferred checks) and caches the result.
+
+    Attributes:
+        array: the 0-d array (NumPy or CuPy).
+    """
+    __slots__ = ('array', '_value')
+
+    def __init__(self, array):
+        self.array = array
+        self._value = None
+
+    def __float__(self):
+        if self._value is None:
+            self._value = fetch_scalars(self.array)[0]
+        return self._value
+
+    def item(self):
+        return float(self)
+
+    def __format__(self, spec):
+        return format(float(self), spec)
+
+    def __repr__(self):
+        return 'LazyScalar(%s)' % ('not fetched' if self._value is None else self._value)
+
+
 def check_later(bad, make_error):
     """Queue a check whose verdict lives on the device, to be read by the next fetch.
 
@@ -417,6 +446,36 @@ def check_later(bad, make_error):
     _state.pending.append((bad if is_array(bad) else numpy.asarray(bad), make_error))
     if len(_state.pending) > MAX_PENDING_CHECKS:
         flush_checks()
+
+
+def check_index_range(a, low, high, exempt, make_error):
+    """Check that every integer in ``a`` lies in ``[low, high]`` or equals ``exempt``.
+
+    NumPy arrays are checked now (two reductions; the slower exact test only when they
+    fail). CUDA arrays are checked on the device and the verdict is queued with
+    :func:`check_later`, so the check costs no host synchronisation.
+
+    Args:
+        a: an integer array (NumPy or CuPy); empty arrays pass.
+        low, high (int): the inclusive bounds.
+        exempt (int or None): a value allowed anywhere (an ignore label).
+        make_error: callable returning the exception to raise on failure.
+    """
+    if a.size == 0:
+        return
+    if type(a) is _ndarray and _state.counter is None:
+        if int(a.min()) >= low and int(a.max()) <= high:
+            return
+        bad = (a < low) | (a > high)
+        if exempt is not None:
+            bad &= a != exempt
+        if bad.any():
+            raise make_error()
+        return
+    bad = (a < low) | (a > high)
+    if exempt is not None:
+        bad &= a != exempt
+    check_later(bad.any(), make_error)
 
 
 def flush_checks():

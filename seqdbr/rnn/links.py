@@ -41,7 +41,7 @@ import numpy
 from seqdbr.core import backend
 from seqdbr.core import initializers
 from seqdbr.core.functions.array import concat
-from seqdbr.core.functions.connection import embed_id
+from seqdbr.core.functions.connection import check_ids, embed_id
 from seqdbr.core.link import ChainList, Chain, Link
 from seqdbr.core.links.linear import Linear
 from seqdbr.core.variable import Parameter, Variable, as_variable
@@ -435,8 +435,7 @@ class _NStepRNNBase(ChainList):
             return xs, ws, bs
         if self[0].W_ih.array is None:
             # validate the ids before the lazy W_ih is fixed to W_embed's width
-            if ia.size and (int(ia.min()) < 0 or int(ia.max()) >= Wa.shape[0]):
-                embed_id(ids, W_embed)              # raises the IndexError listing them
+            check_ids(ia, Wa.shape[0])
             self[0].W_ih.initialize((self._gates * self.out_size, Wa.shape[1]), xp=self.xp)
             self.in_size = int(Wa.shape[1])
         elif Wa.shape[1] != self[0].W_ih.array.shape[1]:
