@@ -178,7 +178,7 @@ class GpuDevice:
         self.xp = cupy_or_none()
 
     def send(self, array):
-        return to_gpu(array, self.id)
+        return to_gpu(array, self)
 
     def use(self):
         """Make this the current CUDA device of the calling thread."""
@@ -503,7 +503,13 @@ def to_gpu(array, device=None):
         raise RuntimeError('to_gpu needs CuPy and a CUDA GPU; install `pip install -e .[gpu]`')
     if device is None:
         return cp.asarray(array)
-    with GpuDevice(int(device)).using():
+    dev = device if isinstance(device, GpuDevice) else GpuDevice(int(device))
+    if is_device_array(array):
+        if array.device.id == dev.id:
+            return array
+        with dev.using():      # ndarray.copy() allocates on the current device
+            return array.copy()
+    with dev.using():
         return cp.asarray(array)
 
 

@@ -77,9 +77,10 @@ def _check_target(array, who):
 def _assign(array, values):
     if type(array) is numpy.ndarray:
         array[...] = values
-    else:  # cupy: one host-to-device copy
+    else:  # cupy: one host-to-device copy, onto the target's device (not the current one)
         import cupy
-        array[...] = cupy.asarray(values, dtype=array.dtype)
+        with backend.using_device(array):
+            array[...] = cupy.asarray(values, dtype=array.dtype)
 
 
 class Initializer:

@@ -172,7 +172,7 @@ class UpdateRule:
         self.state = None
         self.t = 0
         self.enabled = True
-        self._array_type = None
+        self._device_key = None     # backend.device_key of the state arrays
 
     def state_names(self):
         """Names of this rule's state arrays (depends on hyperparameters for some rules)."""
@@ -192,16 +192,25 @@ class UpdateRule:
         if grad is None:
             return
         array = param.array
-        state = self.state
-        if state is None:
-            self.state = self.init_state(param)
-            self._array_type = type(array)
-        elif type(array) is not self._array_type:
-            self._move_state(array)
-        self.t += 1
         if type(array) is _ndarray:
+            if self.state is None:
+                self.state = self.init_state(param)
+                self._device_key = -1
+            elif self._device_key != -1:
+                self._move_state(array)
+            self.t += 1
             self.update_core_cpu(array, grad)
-        else:
+            return
+        # CuPy: the parameter's device is current while its state is created and updated
+        # (CuPy allocates and launches on the current device), and the state follows the
+        # parameter when it moved, between the host and a GPU or between two GPUs.
+        with backend.using_device(array):
+            if self.state is None:
+                self.state = self.init_state(param)
+                self._device_key = backend.device_key(array)
+            elif backend.device_key(array) != self._device_key:
+                self._move_state(array)
+            self.t += 1
             self.update_core_gpu(array, grad)
 
     def update_core_cpu(self, array, grad):
@@ -211,12 +220,12 @@ class UpdateRule:
         raise NotImplementedError('%s does not implement update_core_gpu' % type(self).__name__)
 
     def _move_state(self, array):
-        # The parameter moved between devices (link.to_gpu()/to_cpu() after some updates):
-        # bring the state along.
+        # The parameter moved between devices (link.to_device() after some updates): bring
+        # the state along.
         dev = backend.get_device_from_array(array)
         for k, v in self.state.items():
             self.state[k] = dev.send(v)
-        self._array_type = type(array)
+        self._device_key = backend.device_key(array)
 
     def serialize(self, serializer, param=None):
         """Save or load ``t`` and the state arrays.
@@ -242,12 +251,13 @@ class UpdateRule:
         for name in self.state_names():
             value = state.get(name)
             if value is None and param is not None:
-                value = backend.get_array_module(param.array).zeros_like(param.array)
+                with backend.using_device(param.array):
+                    value = backend.get_array_module(param.array).zeros_like(param.array)
             state[name] = serializer(name, value)
         self.state = state
         # Arrays loaded without a parameter may sit on another device than the parameter;
-        # update() compares this type with the parameter's and moves the state if needed.
-        self._array_type = type(next(iter(state.values()))) if state else None
+        # update() compares this key with the parameter's and moves the state if needed.
+        self._device_key = backend.device_key(next(iter(state.values()))) if state else None
 
 
 def _check_link(link):

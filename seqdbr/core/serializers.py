@@ -226,7 +226,7 @@ class DictionaryDeserializer(Deserializer):
                 target[...] = stored
             else:
                 xp = backend.get_array_module(target)
-                with target.device:
+                with backend.using_device(target):
                     target[...] = xp.asarray(stored, dtype=target.dtype)
             return value
         if isinstance(target, (bool, numbers.Number, str, numpy.generic)):

@@ -287,8 +287,17 @@ class Parameter(Variable):
         """The array's dtype; before lazy initialization, the dtype it will be created with."""
         return self._dtype if self.array is None else self.array.dtype
 
-    def initialize(self, shape, xp=numpy):
-        """Create the array of ``shape`` and fill it with the initializer."""
+    def initialize(self, shape, xp=numpy, device=None):
+        """Create the array of ``shape`` and fill it with the initializer.
+
+        Args:
+            shape (tuple of int): the array's shape.
+            xp: ``numpy`` or ``cupy`` (with ``device`` None: cupy puts the array on the
+                current device).
+            device: a device object or spec (``'gpu:1'``); the array is created there. This
+                is what links pass (their own device), so a lazy parameter of a model on
+                ``gpu:1`` lands on ``gpu:1`` whatever device is current.
+        """
         from seqdbr.core import initializers
         shape = tuple(int(s) for s in shape)
         init = initializers.get_initializer(self.initializer)
@@ -299,7 +308,9 @@ class Parameter(Variable):
         except (ValueError, TypeError) as e:
             raise type(e)('cannot initialize parameter %r of shape %s: %s'
                           % (self.name, shape, e)) from None
-        if xp is not numpy:
+        if device is not None:
+            array = backend.get_device(device).send(array)
+        elif xp is not numpy:
             array = xp.asarray(array)
         self.array = array
         self._grad = None

@@ -57,8 +57,11 @@ def get_rng():
     return _rng
 
 
-def _gpu_rng(cp):
-    dev = cp.cuda.Device().id
+def _gpu_rng(cp, dev=None):
+    """The CuPy Generator of CUDA device ``dev`` (default: the current one), seeded
+    ``seed + dev`` after :func:`set_seed`; draws must run with that device current."""
+    if dev is None:
+        dev = cp.cuda.Device().id
     g = _gpu_rngs.get(dev)
     if g is None:
         seed = None if _seed is None else _seed + dev
@@ -80,16 +83,19 @@ def _dropout_kernel(cp):
 _GPU_FLOATS = (numpy.dtype(numpy.float32), numpy.dtype(numpy.float64))
 
 
-def _uniform(xp, rng, shape, dtype):
-    """Uniform [0, 1) draws of ``shape`` (float32 for float16 inputs, else ``dtype``)."""
+def _uniform(xp, rng, shape, dtype, like=None):
+    """Uniform [0, 1) draws of ``shape`` (float32 for float16 inputs, else ``dtype``), on
+    the device of the array ``like`` (with its generator), whatever device is current."""
     rdtype = numpy.float64 if dtype == numpy.float64 else numpy.float32
     if xp is numpy:
         return (_rng if rng is None else rng).random(shape, dtype=rdtype)
-    if rng is None:
-        return _gpu_rng(xp).random(shape, dtype=rdtype)
-    if isinstance(rng, numpy.random.Generator):
-        return xp.asarray(rng.random(shape, dtype=rdtype))
-    return rng.random(shape, dtype=rdtype)
+    with backend.using_device(like):
+        if rng is None:
+            dev = None if like is None else like.device.id
+            return _gpu_rng(xp, dev).random(shape, dtype=rdtype)
+        if isinstance(rng, numpy.random.Generator):
+            return xp.asarray(rng.random(shape, dtype=rdtype))
+        return rng.random(shape, dtype=rdtype)
 
 
 class Dropout(FunctionNode):
@@ -102,7 +108,7 @@ class Dropout(FunctionNode):
         xp = backend.get_array_module(x)
         ratio = self.ratio
         scale = 1.0 / (1.0 - ratio)
-        u = _uniform(xp, self.rng, x.shape, x.dtype)
+        u = _uniform(xp, self.rng, x.shape, x.dtype, x)
         self.rng = None
         if xp is not numpy and x.dtype in _GPU_FLOATS:
             t = x.dtype.type

@@ -82,7 +82,7 @@ class Linear(Link):
             if x.ndim < 2 or in_size == 0:
                 raise ValueError('Linear: cannot infer in_size from an input of shape %s; pass '
                                  'a batch of shape (N, in_size)' % (x.shape,))
-            W.initialize((self.out_size, in_size), xp=self.xp)
+            W.initialize((self.out_size, in_size), device=self._device)
             self.in_size = in_size
         return connection.linear(x, W, self.b)
 
