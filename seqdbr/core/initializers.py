@@ -78,9 +78,8 @@ def _assign(array, values):
     if type(array) is numpy.ndarray:
         array[...] = values
     else:  # cupy: one host-to-device copy, onto the target's device (not the current one)
-        import cupy
         with backend.using_device(array):
-            array[...] = cupy.asarray(values, dtype=array.dtype)
+            array[...] = backend.cupy_or_none().asarray(values, dtype=array.dtype)
 
 
 class Initializer:
