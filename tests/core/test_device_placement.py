@@ -368,3 +368,41 @@ def test_sampler_and_evaluator_run_under_the_models_device(monkeypatch):
         tokens = vocab.encode('abcabcabcabcabc\n' * 4)
         evaluate.evaluate_tokens(m, tokens, 2, 4)
         assert calls[0] == m.device and seen_inside and all(seen_inside)
+
+
+# -- a real two-GPU machine -------------------------------------------------------------------------
+
+@pytest.mark.gpu
+def test_training_on_gpu1_while_gpu0_is_current_and_moving_to_gpu0():
+    if backend.gpu_device_count() < 2:
+        pytest.skip('needs two CUDA devices (this machine has %d)' % backend.gpu_device_count())
+    import cupy
+
+    import seqdbr.optimizers as O
+    from seqdbr.charlm.model import CharRNN
+    from seqdbr.core.optimizer_hooks import GradientClipping
+    from seqdbr.rnn.bptt import bptt_update
+    rng = numpy.random.default_rng(0)
+    x_host = rng.integers(0, 7, (3, 5)).astype(numpy.int32)
+    t_host = rng.integers(0, 7, (3, 5)).astype(numpy.int32)
+    for impl in ('nstep', 'stepwise'):
+        m = CharRNN(7, 4, 2, impl=impl, dropout=0.1).to_device('gpu:1')
+        opt = O.Adam()
+        opt.setup(m)
+        opt.add_hook(GradientClipping(1.0))
+        cupy.cuda.Device(0).use()
+        with cupy.cuda.Device(1):
+            x, t = cupy.asarray(x_host), cupy.asarray(t_host)
+        losses = [bptt_update(m, opt, x, t) for _ in range(2)]
+        assert cupy.cuda.Device().id == 0
+        for name, p in m.namedparams():
+            assert p.array.device.id == 1 and p.grad.device.id == 1, name
+            assert all(v.device.id == 1 for v in p.update_rule.state.values()), name
+        assert all(v.device.id == 1 for v in m.get_state().values())
+        m.to_device('gpu:0')
+        with cupy.cuda.Device(0):
+            x0, t0 = cupy.asarray(x_host), cupy.asarray(t_host)
+        losses.append(bptt_update(m, opt, x0, t0))
+        for name, p in m.namedparams():
+            assert all(v.device.id == 0 for v in p.update_rule.state.values()), name
+        assert all(numpy.isfinite(losses)), (impl, losses)
