@@ -39,6 +39,9 @@ from seqdbr.core.variable import Parameter
 __all__ = ['Link', 'Chain', 'ChainList']
 
 
+_CpuDevice = backend.CpuDevice
+
+
 def _is_array(x):
     return backend.is_array(x)
 
@@ -415,9 +418,11 @@ class Link:
     # -- call / repr -----------------------------------------------------------------------
     def __call__(self, *args, **kwargs):
         # The link's device is current while it runs, so every array its forward creates
-        # (lazy parameters, zero states, temporaries) lands beside its parameters. On the
-        # CPU this is a shared no-op context.
-        with self._device.using():
+        # (lazy parameters, zero states, temporaries) lands beside its parameters.
+        dev = self._device
+        if dev.__class__ is _CpuDevice:      # nothing to select (saves ~0.3 us per call)
+            return self.forward(*args, **kwargs)
+        with dev.using():
             return self.forward(*args, **kwargs)
 
     def forward(self, *args, **kwargs):

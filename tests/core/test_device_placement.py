@@ -332,7 +332,7 @@ def test_dropout_draws_from_the_generator_of_the_inputs_device(fake_gpu):
     assert FakeCupy.current == 0
 
 
-# -- the charlm entry points make the model's device current ----------------------------------------
+# -- the charlm entry points make the model's device current -------------------------------------
 
 @contextlib.contextmanager
 def _recording_using_device(monkeypatch):
@@ -370,7 +370,7 @@ def test_sampler_and_evaluator_run_under_the_models_device(monkeypatch):
         assert calls[0] == m.device and seen_inside and all(seen_inside)
 
 
-# -- a real two-GPU machine -------------------------------------------------------------------------
+# -- a real two-GPU machine --------------------------------------------------------------------
 
 @pytest.mark.gpu
 def test_training_on_gpu1_while_gpu0_is_current_and_moving_to_gpu0():
