@@ -125,8 +125,9 @@ class Variable:
         return self.array.shape[0]
 
     def item(self):
-        """The value of a one-element variable as a Python scalar."""
-        return self.array.item()
+        """The value of a one-element variable as a Python scalar (from a GPU: one transfer,
+        through ``backend.to_host``)."""
+        return backend.to_host(self.array).item()
 
     @property
     def T(self):

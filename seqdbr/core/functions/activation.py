@@ -54,14 +54,6 @@ def _float_array(x, fname, argname='x'):
     return a
 
 
-def _min_max(xp, a):
-    """(min, max) of a non-empty integer array as Python ints (one host sync on CuPy)."""
-    if xp is numpy:
-        return int(a.min()), int(a.max())
-    lo, hi = xp.stack((a.min(), a.max())).tolist()
-    return lo, hi
-
-
 def _check_axis(fname, axis, ndim):
     """Normalize ``axis`` for an array of ``ndim`` dims; ValueError when out of range."""
     if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
