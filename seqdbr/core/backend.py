@@ -341,11 +341,23 @@ def to_host(array):
     Raises:
         whatever error a failed deferred check builds (e.g. IndexError for bad ids).
     """
+    what = 'to_host %s' % (getattr(array, 'shape', None),)
     if not _state.pending:
-        return _transfer(array, 'to_host %s' % (getattr(array, 'shape', None),))
-    size = array.size
-    host = _fetch_with_checks([array.reshape(-1)], 'to_host %s' % (array.shape,))
-    return host[:size].astype(array.dtype, copy=False).reshape(array.shape)
+        return _transfer(array, what)
+    key = device_key(array)
+    if any(device_key(f) not in (-1, key) for f, _ in _state.pending):
+        flush_checks()                     # checks of another GPU: their own transfer
+        return _transfer(array, what)
+    pending, _state.pending = _state.pending, []
+    xp = get_array_module(array)
+    with using_device(array):              # the array's bytes and the flags, losslessly
+        raw = xp.ascontiguousarray(array).reshape(-1).view(numpy.uint8)
+        flags = xp.stack([xp.asarray(f).reshape(()) for f, _ in pending]).astype(numpy.uint8)
+        host = _transfer(xp.concatenate([raw, flags]), '%s + %d checks' % (what, len(pending)))
+    for (flag, make_error), bad in zip(pending, host[raw.size:]):
+        if bad:
+            raise make_error()
+    return host[:raw.size].view(array.dtype).reshape(array.shape)
 
 
 def fetch_scalars(*values):
