@@ -276,13 +276,16 @@ def device_key(array):
 class _FetchState(threading.local):
     def __init__(self):
         self.counter = None     # a FetchCounter while counting_fetches() is active
-        self.pending = []       # deferred checks: (flag array, error factory)
+        self.pending = []       # deferred checks: (1-d flag array, [error factories])
+        self.n_pending = 0      # number of factories (checks) queued
 
 
 _state = _FetchState()
 
-# More deferred checks than this are flushed at once (bounds the memory they hold).
-MAX_PENDING_CHECKS = 256
+# Queued checks are merged on their device (no transfer) every COMPACT_CHECKS entries; more
+# than MAX_PENDING_CHECKS checks are read at once (bounds what their error factories keep).
+COMPACT_CHECKS = 64
+MAX_PENDING_CHECKS = 4096
 
 
 class FetchCounter:
@@ -348,15 +351,14 @@ def to_host(array):
     if any(device_key(f) not in (-1, key) for f, _ in _state.pending):
         flush_checks()                     # checks of another GPU: their own transfer
         return _transfer(array, what)
-    pending, _state.pending = _state.pending, []
+    pending, factories = _take_pending()
     xp = get_array_module(array)
     with using_device(array):              # the array's bytes and the flags, losslessly
         raw = xp.ascontiguousarray(array).reshape(-1).view(numpy.uint8)
-        flags = xp.stack([xp.asarray(f).reshape(()) for f, _ in pending]).astype(numpy.uint8)
-        host = _transfer(xp.concatenate([raw, flags]), '%s + %d checks' % (what, len(pending)))
-    for (flag, make_error), bad in zip(pending, host[raw.size:]):
-        if bad:
-            raise make_error()
+        flags = [xp.asarray(f).astype(numpy.uint8) for f in pending]
+        host = _transfer(xp.concatenate([raw] + flags),
+                         '%s + %d checks' % (what, len(factories)))
+    _raise_failed(factories, host[raw.size:])
     return host[:raw.size].view(array.dtype).reshape(array.shape)
 
 
@@ -386,8 +388,7 @@ def fetch_scalars(*values):
 def _fetch_with_checks(parts, what):
     """Concatenate ``parts`` (1-d) and the pending check flags on one device, fetch them
     in one transfer, raise the first failed check, and return the host float64 array."""
-    pending, _state.pending = _state.pending, []
-    flags = [f.reshape(1) for f, _ in pending]
+    flags, factories = _take_pending()
     everything = parts + flags
     keys = {device_key(p) for p in everything}
     keys.discard(-1)    # host parts are uploaded to the device of the others (tiny)
@@ -396,15 +397,40 @@ def _fetch_with_checks(parts, what):
         with using_device(next((p for p in everything if is_device_array(p)), None)):
             flat = xp.concatenate([xp.asarray(p).astype(numpy.float64) for p in everything]) \
                 if everything else numpy.zeros(0)
-        host = _transfer(flat, '%s + %d checks' % (what, len(flags)))
+        host = _transfer(flat, '%s + %d checks' % (what, len(factories)))
     else:   # arrays on several GPUs: one transfer per array
-        host = numpy.concatenate([numpy.asarray(_transfer(p, what), numpy.float64)
+        host = numpy.concatenate([numpy.asarray(_transfer(p, what), numpy.float64).reshape(-1)
                                   for p in everything])
-    n = len(host) - len(flags)
-    for (flag, make_error), bad in zip(pending, host[n:]):
+    n = len(host) - len(factories)
+    _raise_failed(factories, host[n:])
+    return host[:n]
+
+
+def _take_pending():
+    """Empty the queue: (list of 1-d flag arrays, list of their error factories in order)."""
+    pending, _state.pending, _state.n_pending = _state.pending, [], 0
+    return [f for f, _ in pending], [m for _, ms in pending for m in ms]
+
+
+def _raise_failed(factories, flags):
+    for make_error, bad in zip(factories, flags):
         if bad:
             raise make_error()
-    return host[:n]
+
+
+def _compact_pending():
+    """Merge the queued flags of each device into one array (on the device: no transfer)."""
+    groups = {}
+    for f, ms in _state.pending:
+        groups.setdefault(device_key(f), []).append((f, ms))
+    merged = []
+    for entries in groups.values():
+        f0 = entries[0][0]
+        xp = get_array_module(f0)
+        with using_device(f0):
+            flags = xp.concatenate([f for f, _ in entries])
+        merged.append((flags, [m for _, ms in entries for m in ms]))
+    _state.pending = merged
 
 
 class LazyScalar:
@@ -446,7 +472,9 @@ def check_later(bad, make_error):
     A NumPy ``bad`` is read at once (no transfer is involved) unless
     :func:`counting_fetches` is active, which defers it like a CUDA one. Checks of the
     device queue are read by the next :func:`to_host` / :func:`fetch_scalars` (in the same
-    transfer), by :func:`flush_checks`, or when more than ``MAX_PENDING_CHECKS`` pile up.
+    transfer), by :func:`flush_checks`, or when more than ``MAX_PENDING_CHECKS`` pile up
+    (queued flags are merged on the device every ``COMPACT_CHECKS`` checks, which costs no
+    transfer, so a long stepwise window still makes one). The queue is per thread.
     Until then the computation goes on with the bad values (CuPy's gathers clip or wrap
     out-of-range indices, they do not fault), so callers that apply updates, such as
     :func:`seqdbr.rnn.bptt.bptt_update`, fetch before updating.
@@ -455,9 +483,13 @@ def check_later(bad, make_error):
         if bad:
             raise make_error()
         return
-    _state.pending.append((bad if is_array(bad) else numpy.asarray(bad), make_error))
-    if len(_state.pending) > MAX_PENDING_CHECKS:
+    flag = bad if is_array(bad) else numpy.asarray(bad)
+    _state.pending.append((flag.reshape(1), [make_error]))
+    _state.n_pending += 1
+    if _state.n_pending > MAX_PENDING_CHECKS:
         flush_checks()
+    elif len(_state.pending) > COMPACT_CHECKS:
+        _compact_pending()
 
 
 def check_index_range(a, low, high, exempt, make_error):

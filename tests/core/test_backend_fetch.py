@@ -72,12 +72,19 @@ def test_host_checks_raise_at_once_outside_the_counter():
         backend.check_later(True, lambda: ValueError('bool'))
 
 
-def test_too_many_pending_checks_are_flushed(monkeypatch):
-    monkeypatch.setattr(backend, 'MAX_PENDING_CHECKS', 3)
+def test_queued_checks_are_merged_without_a_transfer_and_flushed_when_too_many(monkeypatch):
+    monkeypatch.setattr(backend, 'COMPACT_CHECKS', 3)
+    monkeypatch.setattr(backend, 'MAX_PENDING_CHECKS', 10)
     with backend.counting_fetches() as c:
-        for _ in range(4):
-            backend.check_later(numpy.array(False), lambda: AssertionError('no'))
+        for k in range(9):
+            backend.check_later(numpy.array(k == 7), lambda k=k: ValueError('check %d' % k))
+        assert c.count == 0 and len(backend._state.pending) <= 4
+        with pytest.raises(ValueError, match='check 7'):      # the right factory
+            backend.fetch_scalars(numpy.array(1.0))
         assert c.count == 1
+        for _ in range(11):
+            backend.check_later(numpy.array(False), lambda: AssertionError('no'))
+        assert c.count == 2                                    # the 11th forced a read
         backend.check_later(numpy.array(True), lambda: ValueError('late'))
         with pytest.raises(ValueError, match='late'):
             backend.flush_checks()

@@ -147,3 +147,18 @@ def test_gradient_clipping_last_norm_is_kept_lazily():
     # the gradients were rescaled to the threshold
     total = sum(float((p.grad.astype(numpy.float64) ** 2).sum()) for p in model.params())
     assert numpy.sqrt(total) == pytest.approx(0.01, rel=1e-4)
+
+
+def test_a_long_stepwise_window_still_makes_one_fetch():
+    # 2 deferred checks per step (ids and labels): 300 queued checks are merged on the
+    # device as they pile up, never read early
+    model = StepLM()
+    opt = _setup(model)
+    rng = numpy.random.default_rng(7)
+    x = rng.integers(0, V, (2, 150)).astype(numpy.int32)
+    t = rng.integers(0, V, (2, 150)).astype(numpy.int32)
+    bptt_update(model, opt, x, t, mode='step')
+    with backend.counting_fetches() as counter:
+        loss = bptt_update(model, opt, x, t, mode='step')
+    assert counter.count == 1, counter.sites
+    assert numpy.isfinite(loss)
