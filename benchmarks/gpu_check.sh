@@ -109,6 +109,15 @@ if [ -z "$CORPUS" ]; then
         CORPUS=tinyshakespeare
     fi
 fi
+if [ "$CORPUS" = tinyshakespeare ] && { [ "$GPUS" -gt 0 ] || [ $DRY -eq 1 ]; }; then
+    # cached, or downloaded once (30 s at most); offline: the built-in pydoc corpus instead
+    if ! timeout 30 "$PY" -c "from seqdbr.datasets.corpora import load_corpus; \
+            load_corpus('tinyshakespeare')" > "$OUT/corpus.log" 2>&1; then
+        echo "gpu_check: Tiny Shakespeare is not available here (offline? see corpus.log);" \
+             "training on the built-in pydoc corpus instead (set SEQDBR_CORPUS)" >&2
+        CORPUS=pydoc
+    fi
+fi
 if [ "$GPUS" -gt 0 ]; then
     TRAIN_ARGS=(--device gpu --max-minutes 2 --eval-every 250)
 elif [ $DRY -eq 1 ]; then
