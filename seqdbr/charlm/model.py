@@ -239,8 +239,9 @@ class CharRNN(Chain):
             raise ValueError('the weights do not fit this CharRNN(%s) (%s)'
                              % (self.repr_args(), ' / '.join(parts)))
         xp = self.xp
-        for k, p in params.items():
-            p.array[...] = xp.asarray(arrays[k], dtype=p.array.dtype)
+        with self.device.using():         # the host->device copies land on the model's GPU
+            for k, p in params.items():
+                p.array[...] = xp.asarray(arrays[k], dtype=p.array.dtype)
 
     # -- state ----------------------------------------------------------------------------------
     def reset_state(self):
@@ -283,9 +284,10 @@ class CharRNN(Chain):
         if links[0].h is None:
             return None
         xp = self.xp
-        st = {'h': xp.stack([link.h.array for link in links])}
-        if self.model == 'lstm':
-            st['c'] = xp.stack([link.c.array for link in links])
+        with self.device.using():
+            st = {'h': xp.stack([link.h.array for link in links])}
+            if self.model == 'lstm':
+                st['c'] = xp.stack([link.c.array for link in links])
         return st
 
     def set_state(self, state):
@@ -305,12 +307,12 @@ class CharRNN(Chain):
         if missing:
             raise ValueError('CharRNN.set_state: the %s state needs %s, got keys %s'
                              % (self.model, ', '.join(need), sorted(state)))
-        xp = self.xp
         arrays = {}
         for k in need:
             a = state[k]
             a = a.array if isinstance(a, Variable) else a
-            a = xp.asarray(a, dtype=self.embed.W.array.dtype)
+            with self.device.using():   # state saved on another device comes over here
+                a = self.device.send(a).astype(self.embed.W.array.dtype, copy=False)
             if a.ndim != 3 or a.shape[0] != self.num_layers or a.shape[2] != self.rnn_size \
                     or a.shape[1] < 1:
                 raise ValueError('CharRNN.set_state: %s must have shape (num_layers=%d, B, '

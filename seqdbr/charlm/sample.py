@@ -184,7 +184,8 @@ def sample(model, vocab, length, prime='', temperature=1.0, top_k=None, argmax=F
     xp = model.xp
     pieces = []
     model.reset_state()
-    with no_backprop_mode(), using_config('train', False):
+    # the model's device is current, so the id arrays sent below land beside its weights
+    with no_backprop_mode(), using_config('train', False), backend.using_device(model.device):
         for lo in range(0, ids.size, PRIME_WINDOW):             # every prime id once
             y = model(xp.asarray(ids[None, lo:lo + PRIME_WINDOW]))   # (1, <=W, V)
         logits = y.array[0, -1]

@@ -19,6 +19,8 @@ character corpus encodes in about a second.
 """
 import numpy
 
+from seqdbr.core import backend
+
 __all__ = ['ID_DTYPE', 'UnknownCharacterError', 'Vocabulary']
 
 #: dtype of the id arrays returned by :meth:`Vocabulary.encode`.
@@ -254,8 +256,8 @@ class Vocabulary:
             TypeError: non-integer ids. ValueError: ids not 1-D, or out of range (the message
             gives the first bad id).
         """
-        if hasattr(ids, '__cuda_array_interface__') and hasattr(ids, 'get'):
-            ids = ids.get()
+        if backend.is_device_array(ids):
+            ids = backend.to_host(ids)
         arr = numpy.asarray(ids)
         if arr.size == 0:
             return '' if self._mode == 'char' else b''

@@ -66,7 +66,7 @@ def get_fans(shape):
 
 
 def _check_target(array, who):
-    if not (type(array) is numpy.ndarray or hasattr(array, '__cuda_array_interface__')):
+    if not backend.is_array(array):
         raise TypeError('%s fills a numpy/cupy array in place, got %s'
                         % (who, type(array).__name__))
     if array.dtype.kind != 'f':
@@ -77,9 +77,9 @@ def _check_target(array, who):
 def _assign(array, values):
     if type(array) is numpy.ndarray:
         array[...] = values
-    else:  # cupy: one host-to-device copy
-        import cupy
-        array[...] = cupy.asarray(values, dtype=array.dtype)
+    else:  # cupy: one host-to-device copy, onto the target's device (not the current one)
+        with backend.using_device(array):
+            array[...] = backend.cupy_or_none().asarray(values, dtype=array.dtype)
 
 
 class Initializer:
@@ -132,7 +132,7 @@ class Constant(Initializer):
         super().__init__(dtype)
         if isinstance(fill_value, numbers.Number) and not isinstance(fill_value, bool):
             self.fill_value = fill_value
-        elif type(fill_value) is numpy.ndarray or hasattr(fill_value, '__cuda_array_interface__'):
+        elif backend.is_array(fill_value):
             host = backend.to_cpu(fill_value)
             if host.dtype.kind not in 'fiu':
                 raise TypeError('Constant: a numeric array is needed, got dtype %s' % host.dtype)
@@ -336,7 +336,7 @@ def get_initializer(spec):
                         'initializer object')
     if isinstance(spec, numbers.Number):
         return Constant(spec)
-    if type(spec) is numpy.ndarray or hasattr(spec, '__cuda_array_interface__'):
+    if backend.is_array(spec):
         return Constant(spec)
     if callable(spec):
         return spec

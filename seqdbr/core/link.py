@@ -39,11 +39,14 @@ from seqdbr.core.variable import Parameter
 __all__ = ['Link', 'Chain', 'ChainList']
 
 
+_CpuDevice = backend.CpuDevice
+
+
 def _is_array(x):
-    return type(x) is numpy.ndarray or hasattr(x, '__cuda_array_interface__')
+    return backend.is_array(x)
 
 
-def _clone_param(p, mode, xp):
+def _clone_param(p, mode, device):
     """A new Parameter object for ``Link.copy`` (see there for the modes)."""
     q = _copy.copy(p)  # same class and slots; rebinds, never copies, the arrays
     q.creator = None
@@ -60,11 +63,11 @@ def _clone_param(p, mode, xp):
         a = p.array
         if a is not None:
             if p.initializer is None and a.ndim < 2:
-                q.array = xp.zeros_like(a)  # built from a raw vector: the bias convention
+                q.array = device.xp.zeros_like(a)  # built from a raw vector: the bias convention
             else:
                 q.array = None
                 q._dtype = a.dtype
-                q.initialize(a.shape, xp=xp)
+                q.initialize(a.shape, device=device)
     return q
 
 
@@ -178,7 +181,7 @@ class Link:
                             % (name, numpy.dtype(dtype)))
         p = Parameter(initializer, None, name=name, dtype=dtype)
         if shape is not None:
-            p.initialize(shape, xp=self.xp)
+            p.initialize(shape, device=self._device)
         with self.init_scope():
             setattr(self, name, p)
         return p
@@ -316,14 +319,14 @@ class Link:
         d['_params'] = list(self._params)
         d['_persistent'] = list(self._persistent)
         d['_within_init_scope'] = False
-        xp = self.xp
-        for name, p in self._own_params():
-            d[name] = _clone_param(p, mode, xp)
-        if mode != 'share':
-            for name in self._persistent:
-                v = d[name]
-                if _is_array(v):
-                    d[name] = v.copy()
+        with self._device.using():       # CuPy copies onto the current device
+            for name, p in self._own_params():
+                d[name] = _clone_param(p, mode, self._device)
+            if mode != 'share':
+                for name in self._persistent:
+                    v = d[name]
+                    if _is_array(v):
+                        d[name] = v.copy()
         return new
 
     # -- devices ---------------------------------------------------------------------------
@@ -392,11 +395,12 @@ class Link:
             if p.array is None:
                 value = serializer(name, None)
                 if value is not None:
-                    p.initialize(value.shape, xp=self.xp)  # keeps the declared dtype
+                    p.initialize(value.shape, device=self._device)  # keeps the declared dtype
                     if self.xp is numpy:
                         p.array[...] = backend.to_cpu(value)
                     else:
-                        p.array[...] = self.xp.asarray(value)
+                        with self._device.using():
+                            p.array[...] = self.xp.asarray(value)
             else:
                 serializer(name, p.array)
         for name in self._persistent:
@@ -413,7 +417,13 @@ class Link:
 
     # -- call / repr -----------------------------------------------------------------------
     def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
+        # The link's device is current while it runs, so every array its forward creates
+        # (lazy parameters, zero states, temporaries) lands beside its parameters.
+        dev = self._device
+        if dev.__class__ is _CpuDevice:      # nothing to select (saves ~0.3 us per call)
+            return self.forward(*args, **kwargs)
+        with dev.using():
+            return self.forward(*args, **kwargs)
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError('%s does not implement forward()' % type(self).__name__)

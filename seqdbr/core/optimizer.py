@@ -70,7 +70,7 @@ import numbers
 
 import numpy
 
-from seqdbr.core import backend
+from seqdbr.core import backend, cuda_kernels
 
 __all__ = ['Hyperparameter', 'UpdateRule', 'Optimizer', 'GradientMethod', 'LazyKernel']
 
@@ -123,27 +123,15 @@ class Hyperparameter:
         return 'Hyperparameter(%s)' % items
 
 
-class LazyKernel:
-    """A CuPy ``ElementwiseKernel`` compiled on its first call and cached.
-
-    Creating a ``LazyKernel`` never imports CuPy, so optimizer modules stay importable
-    (and fully usable on the CPU) without it.
-    """
-
-    def __init__(self, in_params, out_params, operation, name):
-        self._args = (in_params, out_params, operation, name)
-        self._kernel = None
-
-    def __call__(self, *args):
-        kernel = self._kernel
-        if kernel is None:
-            cupy = backend.cupy_or_none()
-            if cupy is None:
-                raise RuntimeError('the GPU update kernel %r needs CuPy; install it with '
-                                   '`pip install -e .[gpu]` or keep the model on the CPU'
-                                   % self._args[3])
-            kernel = self._kernel = cupy.ElementwiseKernel(*self._args)
-        return kernel(*args)
+def LazyKernel(in_params, out_params, operation, name):
+    """Declare an optimizer's update kernel in :mod:`seqdbr.core.cuda_kernels` (compiled on
+    its first call; creating it never imports CuPy). The kernels take the parameter, its
+    gradient and its state at the parameter's dtype (float16, float32 or float64) and the
+    hyperparameters as scalars."""
+    scalars = [p.split()[-1] for p in in_params.split(',')][1:]   # all inputs but grad
+    return cuda_kernels.elementwise(name, in_params, out_params, operation,
+                                    types=[{'T': t} for t in cuda_kernels.FLOATS],
+                                    scalars=scalars)
 
 
 class UpdateRule:
@@ -184,7 +172,7 @@ class UpdateRule:
         self.state = None
         self.t = 0
         self.enabled = True
-        self._array_type = None
+        self._device_key = None     # backend.device_key of the state arrays
 
     def state_names(self):
         """Names of this rule's state arrays (depends on hyperparameters for some rules)."""
@@ -204,16 +192,25 @@ class UpdateRule:
         if grad is None:
             return
         array = param.array
-        state = self.state
-        if state is None:
-            self.state = self.init_state(param)
-            self._array_type = type(array)
-        elif type(array) is not self._array_type:
-            self._move_state(array)
-        self.t += 1
         if type(array) is _ndarray:
+            if self.state is None:
+                self.state = self.init_state(param)
+                self._device_key = -1
+            elif self._device_key != -1:
+                self._move_state(array)
+            self.t += 1
             self.update_core_cpu(array, grad)
-        else:
+            return
+        # CuPy: the parameter's device is current while its state is created and updated
+        # (CuPy allocates and launches on the current device), and the state follows the
+        # parameter when it moved, between the host and a GPU or between two GPUs.
+        with backend.using_device(array):
+            if self.state is None:
+                self.state = self.init_state(param)
+                self._device_key = backend.device_key(array)
+            elif backend.device_key(array) != self._device_key:
+                self._move_state(array)
+            self.t += 1
             self.update_core_gpu(array, grad)
 
     def update_core_cpu(self, array, grad):
@@ -223,12 +220,12 @@ class UpdateRule:
         raise NotImplementedError('%s does not implement update_core_gpu' % type(self).__name__)
 
     def _move_state(self, array):
-        # The parameter moved between devices (link.to_gpu()/to_cpu() after some updates):
-        # bring the state along.
+        # The parameter moved between devices (link.to_device() after some updates): bring
+        # the state along.
         dev = backend.get_device_from_array(array)
         for k, v in self.state.items():
             self.state[k] = dev.send(v)
-        self._array_type = type(array)
+        self._device_key = backend.device_key(array)
 
     def serialize(self, serializer, param=None):
         """Save or load ``t`` and the state arrays.
@@ -254,12 +251,13 @@ class UpdateRule:
         for name in self.state_names():
             value = state.get(name)
             if value is None and param is not None:
-                value = backend.get_array_module(param.array).zeros_like(param.array)
+                with backend.using_device(param.array):
+                    value = backend.get_array_module(param.array).zeros_like(param.array)
             state[name] = serializer(name, value)
         self.state = state
         # Arrays loaded without a parameter may sit on another device than the parameter;
-        # update() compares this type with the parameter's and moves the state if needed.
-        self._array_type = type(next(iter(state.values()))) if state else None
+        # update() compares this key with the parameter's and moves the state if needed.
+        self._device_key = backend.device_key(next(iter(state.values()))) if state else None
 
 
 def _check_link(link):

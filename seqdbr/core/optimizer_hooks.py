@@ -116,9 +116,17 @@ class GradientClipping:
     Args:
         threshold (float): the largest allowed global norm (> 0).
 
+    On CuPy the norm, the test and the rescaling all stay on the device (every gradient is
+    multiplied by ``min(1, threshold / norm)``, or by 1 when the norm is not finite), so
+    clipping costs no host synchronisation.
+
+    Args:
+        threshold (float): the largest allowed global norm (> 0).
+
     Attributes:
         last_norm (float or None): the global norm before clipping at the latest call
-            (handy for logging); None before the first call.
+            (handy for logging); None before the first call. On CuPy it is kept on the
+            device and fetched (one transfer) only when this attribute is read.
     """
     name = 'GradientClipping'
     timing = 'pre'
@@ -127,32 +135,53 @@ class GradientClipping:
         if not isinstance(threshold, numbers.Real) or not threshold > 0:
             raise ValueError('threshold must be a real number > 0, got %r' % (threshold,))
         self.threshold = threshold
-        self.last_norm = None
+        self._last_norm = None
+
+    @property
+    def last_norm(self):
+        norm = self._last_norm
+        if norm is not None and not isinstance(norm, float):
+            norm = self._last_norm = backend.fetch_scalars(norm)[0]
+        return norm
 
     def __call__(self, optimizer):
         params = _params_with_grad(optimizer)
-        grads = [p.grad for p in params]
         sqnorm = 0.0
         device_sum = None
-        for g in grads:
-            flat = g.ravel()
+        for p in params:
+            flat = p.grad.ravel()
             if flat.dtype.itemsize < 4:
                 flat = flat.astype(numpy.float32)
             d = flat.dot(flat)
-            if type(g) is numpy.ndarray:
+            if type(flat) is numpy.ndarray:
                 sqnorm += float(d)
-            else:  # CuPy: sum on the device, one host sync at the end
+            else:  # CuPy: sum on the device
                 d = d.astype(numpy.float64)
                 device_sum = d if device_sum is None else device_sum + d
         if device_sum is not None:
-            sqnorm += float(device_sum)
+            self._clip_on_device(params, device_sum + sqnorm)
+            return
         norm = math.sqrt(sqnorm)
-        self.last_norm = norm
+        self._last_norm = norm
         if norm > self.threshold and math.isfinite(norm):
             scale = self.threshold / norm
             for param in params:
                 grad = _writable_grad(param)
                 grad *= scale
+
+    def _clip_on_device(self, params, sqnorm):
+        xp = backend.get_array_module(sqnorm)
+        norm = xp.sqrt(sqnorm)
+        self._last_norm = norm
+        clip = (norm > self.threshold) & xp.isfinite(norm)
+        scale = xp.where(clip, self.threshold / xp.maximum(norm, 1e-300), 1.0)
+        scales = {}
+        for param in params:
+            grad = _writable_grad(param)
+            s = scales.get(grad.dtype)
+            if s is None:
+                s = scales[grad.dtype] = scale.astype(grad.dtype)
+            grad *= s
 
     def __repr__(self):
         return 'GradientClipping(threshold=%r)' % self.threshold

@@ -75,7 +75,7 @@ class LoadError(SerializationError, KeyError):
 
 
 def _is_array(x):
-    return type(x) is numpy.ndarray or hasattr(x, '__cuda_array_interface__')
+    return backend.is_array(x)
 
 
 def _join(path, key):
@@ -226,7 +226,7 @@ class DictionaryDeserializer(Deserializer):
                 target[...] = stored
             else:
                 xp = backend.get_array_module(target)
-                with target.device:
+                with backend.using_device(target):
                     target[...] = xp.asarray(stored, dtype=target.dtype)
             return value
         if isinstance(target, (bool, numbers.Number, str, numpy.generic)):

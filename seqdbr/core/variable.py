@@ -24,7 +24,7 @@ _ndarray = numpy.ndarray
 
 
 def _check_array(array, what='Variable'):
-    if type(array) is _ndarray or hasattr(array, '__cuda_array_interface__'):
+    if backend.is_array(array):
         return array
     if isinstance(array, numpy.generic):
         return numpy.asarray(array)
@@ -125,8 +125,9 @@ class Variable:
         return self.array.shape[0]
 
     def item(self):
-        """The value of a one-element variable as a Python scalar."""
-        return self.array.item()
+        """The value of a one-element variable as a Python scalar (from a GPU: one transfer,
+        through ``backend.to_host``)."""
+        return backend.to_host(self.array).item()
 
     @property
     def T(self):
@@ -247,7 +248,7 @@ class Parameter(Variable):
         if isinstance(initializer, Variable):
             initializer = initializer.array
         if initializer is not None and (type(initializer) is _ndarray
-                                        or hasattr(initializer, '__cuda_array_interface__')):
+                                        or backend.is_device_array(initializer)):
             super().__init__(initializer, requires_grad=True, name=name)
             self.initializer = None
             return
@@ -287,8 +288,17 @@ class Parameter(Variable):
         """The array's dtype; before lazy initialization, the dtype it will be created with."""
         return self._dtype if self.array is None else self.array.dtype
 
-    def initialize(self, shape, xp=numpy):
-        """Create the array of ``shape`` and fill it with the initializer."""
+    def initialize(self, shape, xp=numpy, device=None):
+        """Create the array of ``shape`` and fill it with the initializer.
+
+        Args:
+            shape (tuple of int): the array's shape.
+            xp: ``numpy`` or ``cupy`` (with ``device`` None: cupy puts the array on the
+                current device).
+            device: a device object or spec (``'gpu:1'``); the array is created there. This
+                is what links pass (their own device), so a lazy parameter of a model on
+                ``gpu:1`` lands on ``gpu:1`` whatever device is current.
+        """
         from seqdbr.core import initializers
         shape = tuple(int(s) for s in shape)
         init = initializers.get_initializer(self.initializer)
@@ -299,7 +309,9 @@ class Parameter(Variable):
         except (ValueError, TypeError) as e:
             raise type(e)('cannot initialize parameter %r of shape %s: %s'
                           % (self.name, shape, e)) from None
-        if xp is not numpy:
+        if device is not None:
+            array = backend.get_device(device).send(array)
+        elif xp is not numpy:
             array = xp.asarray(array)
         self.array = array
         self._grad = None

@@ -3,6 +3,8 @@ import numbers
 
 import numpy
 
+from seqdbr.core import backend
+
 from seqdbr.datasets.tuple_dataset import TupleDataset
 
 __all__ = ['SerialIterator', 'concat_examples']
@@ -242,7 +244,7 @@ class SerialIterator:
 
 
 def _as_host_or_device_array(x):
-    if hasattr(x, '__cuda_array_interface__'):
+    if backend.is_device_array(x):
         import cupy
         return cupy.asarray(x), cupy
     return numpy.asarray(x), numpy

@@ -3,6 +3,8 @@ import numbers
 
 import numpy
 
+from seqdbr.core import backend
+
 __all__ = ['TupleDataset']
 
 
@@ -67,8 +69,8 @@ class TupleDataset:
         n = self._length
         if isinstance(index, slice):
             return numpy.arange(*index.indices(n), dtype=numpy.int64)
-        if hasattr(index, '__cuda_array_interface__'):   # a CuPy index array
-            index = index.get()
+        if backend.is_device_array(index):   # a CuPy index array
+            index = backend.to_host(index)
         idx = numpy.asarray(index)
         if idx.dtype == numpy.bool_:
             if idx.shape != (n,):
@@ -100,7 +102,7 @@ class TupleDataset:
         idx = self._indices(index)
         columns = []
         for a in self._arrays:
-            if isinstance(a, numpy.ndarray) or hasattr(a, '__cuda_array_interface__'):
+            if backend.is_array(a):
                 columns.append(a[idx])
             else:
                 columns.append([a[int(i)] for i in idx])

@@ -91,7 +91,7 @@ class ParallelSequentialBatcher:
     def __init__(self, tokens, batch_size, bptt_len, repeat=True):
         self.batch_size = _check_int('batch_size', batch_size, 1)
         self.bptt_len = _check_int('bptt_len', bptt_len, 1)
-        tokens = backend.to_cpu(tokens) if hasattr(tokens, '__cuda_array_interface__') \
+        tokens = backend.to_cpu(tokens) if backend.is_device_array(tokens) \
             else numpy.asarray(tokens)
         if tokens.ndim != 1:
             raise ValueError('tokens must be a 1-D array of ids, got shape %s'
@@ -251,21 +251,33 @@ class ParallelSequentialBatcher:
 # -----------------------------------------------------------------------------------------------
 # The update step
 
-def _count_targets(t, ignore_label):
+def _scored(t, ignore_label, nothing):
+    """The number of scored targets of ``t``: a host int without ``ignore_label``, else a
+    0-d array on ``t``'s device (no host sync; the "nothing scored" check is deferred)."""
+    if t.size == 0:
+        raise ValueError(nothing)
     if ignore_label is None:
         return int(t.size)
-    return int((t != ignore_label).sum())
+    n = (t != ignore_label).sum()
+    backend.check_later(n == 0, lambda: ValueError(nothing))
+    return n
 
 
 def _window_mean(model, x, t, mode, ignore_label):
-    """The mean cross-entropy over the scored tokens of one window, and their count."""
+    """The mean cross-entropy over the scored tokens of one window, and their count (an int,
+    or a 0-d array on the device when ``ignore_label`` is set: nothing here syncs)."""
     from seqdbr.core.functions import loss as _loss
+    from seqdbr.core.functions.math import sum as _sum
     if x.ndim != 2 or tuple(x.shape) != tuple(t.shape):
         raise ValueError('x and t must both have shape (batch, bptt_len), got %s and %s'
                          % (tuple(x.shape), tuple(t.shape)))
     B, T = int(x.shape[0]), int(x.shape[1])
     nothing = ('every target of the window equals ignore_label=%r; nothing to learn from'
                % (ignore_label,))
+    if mode not in ('window', 'step'):
+        raise ValueError("mode must be 'window' (n-step models) or 'step' (stepwise links), "
+                         "got %r" % (mode,))
+    n = _scored(t, ignore_label, nothing)
     if mode == 'window':
         y = model(x)
         if not isinstance(y, Variable):
@@ -279,30 +291,19 @@ def _window_mean(model, x, t, mode, ignore_label):
             raise ValueError('model(x) returned logits of shape %s for a window of shape %s; '
                              'expected (%d, %d, vocab) or (%d, vocab)'
                              % (tuple(y.shape), (B, T), B, T, B * T))
-        tt = t.reshape(B * T)
-        n = _count_targets(tt, ignore_label)
-        if n == 0:
-            raise ValueError(nothing)
         # The mean over the scored tokens is the token-weighted mean of the window.
-        return _loss.softmax_cross_entropy(y, tt, ignore_label=ignore_label), n
-    if mode == 'step':
-        total = None
-        n_all = 0
-        for j in range(T):
-            y = model(x[:, j])
-            tj = t[:, j]
-            n = _count_targets(tj, ignore_label)
-            if n == 0:
-                continue
-            # Each step's mean times its token count is that step's sum.
-            term = _loss.softmax_cross_entropy(y, tj, ignore_label=ignore_label) * float(n)
-            total = term if total is None else total + term
-            n_all += n
-        if total is None:
-            raise ValueError(nothing)
-        return total / float(n_all), n_all
-    raise ValueError("mode must be 'window' (n-step models) or 'step' (stepwise links), "
-                     "got %r" % (mode,))
+        return _loss.softmax_cross_entropy(y, t.reshape(B * T), ignore_label=ignore_label), n
+    total = None
+    for j in range(T):
+        y = model(x[:, j])
+        # per-token losses (0 where ignored), summed: each step's share of the window sum
+        term = _sum(_loss.softmax_cross_entropy(y, t[:, j], ignore_label=ignore_label,
+                                                reduce='no'))
+        total = term if total is None else total + term
+    if isinstance(n, int):
+        return total / float(n), n
+    xp = backend.get_array_module(n)
+    return total / xp.maximum(n, 1).astype(total.dtype), n
 
 
 def window_loss(model, x, t, mode='window', ignore_label=-1):
@@ -328,6 +329,8 @@ def window_loss(model, x, t, mode='window', ignore_label=-1):
             the wrong shape; no scored token.
     """
     mean, n = _window_mean(model, x, t, mode, ignore_label)
+    if not isinstance(n, int):
+        n = int(backend.fetch_scalars(n)[0])     # the one fetch (with the deferred checks)
     return mean * float(n), n
 
 
@@ -363,13 +366,32 @@ def bptt_update(model, optimizer, x, t, mode='window', ignore_label=-1, check_fi
 
     Returns:
         float: the token-weighted mean cross-entropy of the whole window, in nats per token
-        (``sum over scored tokens / n``), computed before the update.
+        (``sum over scored tokens / n``), computed before the update. With
+        ``check_finite=False`` a :class:`seqdbr.core.backend.LazyScalar` instead: the value
+        stays on the device until ``float()`` (or a report) reads it.
+
+    Host synchronisation: on CuPy the whole window (the id and label range checks, the
+    target count, gradient clipping, the update) runs without one, except for a single
+    device-to-host transfer that fetches the loss together with the deferred id/label
+    checks (none at all with ``check_finite=False``; the checks are then read by the next
+    fetch). ``tests/rnn/test_bptt_syncs.py`` counts this for both modes.
 
     Raises:
         NonFiniteLossError: see ``check_finite``.
+        IndexError: an input id or a target outside the vocabulary (nothing is updated).
+        ValueError: every target equals ``ignore_label``.
     """
     loss, _ = _window_mean(model, x, t, mode, ignore_label)
-    value = float(backend.to_cpu(loss.array))
+    if not check_finite:
+        value = backend.LazyScalar(loss.array)
+    else:
+        try:   # the window's one device-to-host transfer: the loss and the deferred checks
+            value = backend.fetch_scalars(loss.array)[0]
+        except Exception:     # a bad id or label: drop the graph, update nothing
+            loss.unchain_backward()
+            _unchain_state(model)
+            model.cleargrads()
+            raise
     if check_finite and not numpy.isfinite(value):
         loss.unchain_backward()
         _unchain_state(model)

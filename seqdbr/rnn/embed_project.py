@@ -23,7 +23,7 @@ import numpy
 
 from seqdbr.core import backend
 from seqdbr.core.function_node import FunctionNode
-from seqdbr.core.functions.connection import embed_id, linear
+from seqdbr.core.functions.connection import check_ids, embed_id, linear, take_rows
 from seqdbr.core.variable import Variable
 from seqdbr.rnn import cpu_kernels
 
@@ -73,7 +73,7 @@ class EmbedProject(FunctionNode):
     def forward(self, inputs):
         E, W = inputs
         table = E @ W.T                                     # (V, K)
-        return (table.take(self.ids, axis=0),)
+        return (take_rows(table, self.ids),)
 
     def backward(self, indexes, grad_outputs):
         E = self.inputs[0].array
@@ -139,9 +139,7 @@ def embed_project(x, W_embed, W):
         embed_id(x, W_embed)                        # raises the TypeError
     xp = backend.get_array_module(xa)
     ids = xa if xa.dtype == numpy.intp else xa.astype(numpy.intp)
-    lo, hi = int(ids.min()), int(ids.max())
-    if lo < 0 or hi >= V:
-        embed_id(ids, W_embed)                      # raises the IndexError naming the ids
+    check_ids(ids, V)          # on CuPy: checked on the device, read by the next fetch
     if xp is not numpy:
         ids = xp.ascontiguousarray(ids)
     return EmbedProject(ids).apply((W_embed, W))[0]

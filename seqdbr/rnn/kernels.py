@@ -1,7 +1,9 @@
 """CuPy elementwise kernels of the recurrent cells (one forward, one backward per cell).
 
-Importing this module never imports CuPy: each kernel is compiled on first use by
-:func:`get_kernel`, which raises ``RuntimeError`` when CuPy is missing. The kernels
+Importing this module never imports CuPy: the kernels are declared in the registry of
+:mod:`seqdbr.core.cuda_kernels` (at float16, float32 and float64, with int32 scalars) and
+each is compiled on first use; :func:`get_kernel` raises ``RuntimeError`` when CuPy is
+missing. CI compiles all four at all three dtypes through NVRTC without a GPU. The kernels
 are shared by the single-step functions (``lstm``, ``gru_cell``) and by the
 whole-window n-step functions, which call them once per time step after the
 recurrent matmul.
@@ -39,7 +41,7 @@ GRU (gate layout ``[r | z | n]``, Cho et al. 2014 in the cuDNN/PyTorch form wher
         dh = dh_in + gy; dn = dh (1-z)(1-n^2); dz = dh (h_prev-n) z(1-z);
         dr = dn gh'_n r(1-r); dgi = [dr, dz, dn]; dgh = [dr, dz, dn r]; dh_direct = dh z
 """
-from seqdbr.core import backend
+from seqdbr.core import cuda_kernels
 
 __all__ = ['get_kernel']
 
@@ -122,25 +124,21 @@ _SOURCES = {
         '''),
 }
 
-_cache = {}
+_SCALARS = {'lstm_fwd': ('H', 'use_hh'), 'lstm_bwd': ('H',), 'gru_fwd': ('H', 'flags'),
+            'gru_bwd': ('H',)}
+
+_KERNELS = {name: cuda_kernels.elementwise(
+    'seqdbr_' + name, in_params, out_params, body, _PREAMBLE,
+    types=[{'T': t} for t in cuda_kernels.FLOATS], scalars=_SCALARS[name])
+    for name, (in_params, out_params, body) in _SOURCES.items()}
 
 
 def get_kernel(name):
-    """The compiled ``cupy.ElementwiseKernel`` ``name`` (one of ``lstm_fwd``, ``lstm_bwd``,
-    ``gru_fwd``, ``gru_bwd``), built on first use.
+    """The kernel ``name`` (one of ``lstm_fwd``, ``lstm_bwd``, ``gru_fwd``, ``gru_bwd``): a
+    callable with ``cupy.ElementwiseKernel``'s calling convention, compiled on first call.
 
     Raises:
-        RuntimeError: CuPy is not installed.
+        RuntimeError: (when called) CuPy is not installed.
         KeyError: unknown name.
     """
-    k = _cache.get(name)
-    if k is None:
-        in_params, out_params, body = _SOURCES[name]
-        cp = backend.cupy_or_none()
-        if cp is None:
-            raise RuntimeError('the %s kernel needs CuPy; install it with `pip install -e .[gpu]` '
-                               'on a CUDA machine, or keep the arrays on the CPU' % name)
-        k = cp.ElementwiseKernel(in_params, out_params, body, 'seqdbr_' + name,
-                                 preamble=_PREAMBLE)
-        _cache[name] = k
-    return k
+    return _KERNELS[name]

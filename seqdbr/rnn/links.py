@@ -41,7 +41,7 @@ import numpy
 from seqdbr.core import backend
 from seqdbr.core import initializers
 from seqdbr.core.functions.array import concat
-from seqdbr.core.functions.connection import embed_id
+from seqdbr.core.functions.connection import check_ids, embed_id
 from seqdbr.core.link import ChainList, Chain, Link
 from seqdbr.core.links.linear import Linear
 from seqdbr.core.variable import Parameter, Variable, as_variable
@@ -402,9 +402,9 @@ class _NStepRNNBase(ChainList):
         if self[0].W_ih is not None and self[0].W_ih.array is None:
             x0 = xs[0] if isinstance(xs, (list, tuple)) else xs
             in_size = x0.shape[-1]
-            self[0].W_ih.initialize((self._gates * self.out_size, in_size), xp=self.xp)
+            self[0].W_ih.initialize((self._gates * self.out_size, in_size), device=self._device)
             if self._bi:
-                self[1].W_ih.initialize((self._gates * self.out_size, in_size), xp=self.xp)
+                self[1].W_ih.initialize((self._gates * self.out_size, in_size), device=self._device)
             self.in_size = int(in_size)
         ws = [[p.W_ih, p.W_hh] for p in self]
         if self._gates == 4:    # one bias per layer; the function's b_hh slot gets zeros
@@ -435,9 +435,8 @@ class _NStepRNNBase(ChainList):
             return xs, ws, bs
         if self[0].W_ih.array is None:
             # validate the ids before the lazy W_ih is fixed to W_embed's width
-            if ia.size and (int(ia.min()) < 0 or int(ia.max()) >= Wa.shape[0]):
-                embed_id(ids, W_embed)              # raises the IndexError listing them
-            self[0].W_ih.initialize((self._gates * self.out_size, Wa.shape[1]), xp=self.xp)
+            check_ids(ia, Wa.shape[0])
+            self[0].W_ih.initialize((self._gates * self.out_size, Wa.shape[1]), device=self._device)
             self.in_size = int(Wa.shape[1])
         elif Wa.shape[1] != self[0].W_ih.array.shape[1]:
             raise ValueError('%s.forward_embed: W_embed has %d columns but layer 0 takes '
@@ -479,7 +478,7 @@ def _copy_into(dst, src, what):
     """Copy array ``src`` into Parameter ``dst`` (initializing a lazy one)."""
     src = src.array if isinstance(src, Variable) else src
     if dst.array is None:
-        dst.initialize(src.shape, xp=backend.get_array_module(src))
+        dst.initialize(src.shape, device=backend.get_device_from_array(src))
     if dst.array.shape != src.shape:
         raise ValueError('cannot copy %s: shapes %s and %s differ' % (what, src.shape,
                                                                         dst.array.shape))

@@ -55,7 +55,8 @@ def _score(model, x_host, t_host, xp):
     B, T, V = y.shape
     per_token = _loss.softmax_cross_entropy(y.reshape(B * T, V), t.reshape(B * T),
                                             ignore_label=None, reduce='no')
-    return float(backend.to_cpu(per_token.array).sum(dtype=numpy.float64))
+    # one scalar transfer per window (it also reads the deferred label checks)
+    return backend.fetch_scalars(per_token.array.sum(dtype=numpy.float64))[0]
 
 
 def evaluate_tokens(model, tokens, batch_size, bptt_len):
@@ -93,7 +94,8 @@ def evaluate_tokens(model, tokens, batch_size, bptt_len):
     total = 0.0
     try:
         model.reset_state()
-        with no_backprop_mode(), using_config('train', False):
+        with no_backprop_mode(), using_config('train', False), \
+                backend.using_device(model.device):
             for lo in range(0, L, bptt_len):
                 hi = min(lo + bptt_len, L)
                 total += _score(model, inputs[:, lo:hi], targets[:, lo:hi], xp)

@@ -239,8 +239,10 @@ def lstm(c_prev, x):
     the ``B'`` active rows.
 
     Args:
-        c_prev (Variable or array): previous cell state, shape ``(B, H)``, float32 or
-            float64 (float16 too on the CPU).
+        c_prev (Variable or array): previous cell state, shape ``(B, H)``, float16,
+            float32 or float64, on NumPy or CuPy (float16 runs the float16 instantiation of
+            the fused CUDA kernels on CuPy and NumPy's float16 arithmetic on the CPU: about
+            3 significant digits, see ``tests/rnn/test_float16.py``).
         x (Variable or array): gate pre-activations, shape ``(B', 4H)`` with ``B' <= B``,
             same dtype and device as ``c_prev``.
 

@@ -49,6 +49,7 @@ with ``G = 4`` (LSTM gates ``[i | f | g | o]``) or ``G = 3`` (GRU gates
 ``[r | z | n]``); ``k = layer`` or, bidirectional, ``k = 2 * layer + direction``
 (direction 0 forward in time, 1 backward), and the same index for ``hx[k]``.
 """
+import collections
 import numbers
 
 import numpy
@@ -103,18 +104,18 @@ class _SeqBatch:
             self.offsets = off
         self.N = self.offsets[-1]
 
-    # index arrays, built on first use and cached per array module
+    # index arrays, built on first use and cached per device (the plans themselves are
+    # cached across calls by _seq_batch, so a training loop uploads them once, not per window)
     def index(self, name, xp):
-        key = (name, xp)
+        host = self._idx.get(name)
+        if host is None:
+            host = self._idx[name] = getattr(self, '_make_' + name)()
+        if xp is numpy:
+            return host
+        key = (name, xp.cuda.get_device_id())
         a = self._idx.get(key)
         if a is None:
-            a = self._idx.get((name, numpy))
-            if a is None:
-                a = getattr(self, '_make_' + name)()
-                self._idx[(name, numpy)] = a
-            if xp is not numpy:
-                a = xp.asarray(a)
-                self._idx[key] = a
+            a = self._idx[key] = xp.asarray(host)
         return a
 
     def _make_order(self):
@@ -163,6 +164,23 @@ class _SeqBatch:
             j = numpy.arange(b)
             idx[o:o + b] = off[slens[:b] - 1 - t] + j
         return idx
+
+
+_PLANS = collections.OrderedDict()
+_MAX_PLANS = 32
+
+
+def _seq_batch(lengths):
+    """The (cached, least recently used out first) packing plan of ``lengths``."""
+    key = tuple(lengths)
+    plan = _PLANS.get(key)
+    if plan is None:
+        plan = _PLANS[key] = _SeqBatch(list(key))
+        if len(_PLANS) > _MAX_PLANS:
+            _PLANS.popitem(last=False)
+    else:
+        _PLANS.move_to_end(key)
+    return plan
 
 
 # -- packing nodes ------------------------------------------------------------------------
@@ -1297,7 +1315,7 @@ def _n_step_rnn(fname, kind, bi, n_layers, dropout_ratio, hx, cx, ws, bs, xs):
     check_state('hx', hx)
     check_state('cx', cx)
 
-    plan = _SeqBatch(lengths)
+    plan = _seq_batch(lengths)
     if as_3d:
         X = _PackBatchMajor().apply((xs,))[0]
     else:

@@ -19,7 +19,7 @@ import numbers
 
 import numpy
 
-from seqdbr.core import backend
+from seqdbr.core import backend, cuda_kernels
 from seqdbr.core.function_node import FunctionNode
 from seqdbr.core.variable import Variable
 
@@ -33,7 +33,7 @@ _ndarray = numpy.ndarray
 def _input_array(x, fname, argname='x'):
     """The array behind ``x`` (Variable or array), or TypeError naming what was passed."""
     a = x.array if isinstance(x, Variable) else x
-    if type(a) is _ndarray or hasattr(a, '__cuda_array_interface__'):
+    if backend.is_array(a):
         return a
     if isinstance(a, numpy.generic):   # NumPy scalar: the engine treats it as a 0-d array
         return numpy.asarray(a)
@@ -52,14 +52,6 @@ def _float_array(x, fname, argname='x'):
         raise TypeError('%s: %s must be a floating-point array, got dtype %s with shape %s; '
                         'cast it with .astype(numpy.float32)' % (fname, argname, a.dtype, a.shape))
     return a
-
-
-def _min_max(xp, a):
-    """(min, max) of a non-empty integer array as Python ints (one host sync on CuPy)."""
-    if xp is numpy:
-        return int(a.min()), int(a.max())
-    lo, hi = xp.stack((a.min(), a.max())).tolist()
-    return lo, hi
 
 
 def _check_axis(fname, axis, ndim):
@@ -87,23 +79,16 @@ def _check_real(fname, name, value):
 
 # -- GPU kernels (CuPy imported lazily; compiled on first use) ------------------------
 
-_kernels = {}
+_SIGMOID_FWD = cuda_kernels.elementwise('seqdbr_sigmoid_fwd', 'T x', 'T y',
+                                        'y = 1 / (1 + exp(-x))', types=[
+                                            {'T': t} for t in cuda_kernels.GPU_FLOATS])
+_SIGMOID_BWD = cuda_kernels.elementwise('seqdbr_sigmoid_bwd', 'T y, T gy', 'T gx',
+                                        'gx = gy * y * (1 - y)', types=[
+                                            {'T': t} for t in cuda_kernels.GPU_FLOATS])
 
 
 def _gpu_kernel(name):
-    k = _kernels.get(name)
-    if k is None:
-        cp = backend.cupy_or_none()
-        if name == 'sigmoid_fwd':
-            k = cp.ElementwiseKernel('T x', 'T y', 'y = 1 / (1 + exp(-x))',
-                                     'seqdbr_sigmoid_fwd')
-        elif name == 'sigmoid_bwd':
-            k = cp.ElementwiseKernel('T y, T gy', 'T gx', 'gx = gy * y * (1 - y)',
-                                     'seqdbr_sigmoid_bwd')
-        else:  # pragma: no cover - programming error
-            raise KeyError(name)
-        _kernels[name] = k
-    return k
+    return _SIGMOID_FWD if name == 'sigmoid_fwd' else _SIGMOID_BWD
 
 
 _GPU_FLOATS = (numpy.dtype(numpy.float32), numpy.dtype(numpy.float64))

@@ -59,7 +59,7 @@ def _shape_arg(fname, shape):
 
 
 def _sequence_arg(fname, xs):
-    if isinstance(xs, (Variable, _ndarray)) or hasattr(xs, '__cuda_array_interface__'):
+    if isinstance(xs, (Variable, _ndarray)) or backend.is_device_array(xs):
         raise TypeError('%s: expects a list or tuple of Variables/arrays, got a single %s; '
                         'wrap it in a list' % (fname, type(xs).__name__))
     if not isinstance(xs, (list, tuple)):
@@ -613,7 +613,7 @@ def get_item(x, key):
         if isinstance(k, bool):
             raise TypeError('get_item: bool scalars are not supported as indices; use None to '
                             'add an axis or a bool array as a mask')
-        if isinstance(k, (list, Variable, _ndarray)) or hasattr(k, '__cuda_array_interface__'):
+        if isinstance(k, (list, Variable, _ndarray)) or backend.is_device_array(k):
             if xp is None:
                 xp = backend.get_array_module(a)
             k, is_int = _index_array(k, xp)

@@ -9,7 +9,7 @@ import numpy
 
 from seqdbr.core import backend
 from seqdbr.core.function_node import FunctionNode
-from seqdbr.core.functions.activation import _float_array, _input_array, _min_max
+from seqdbr.core.functions.activation import _float_array, _input_array
 
 __all__ = ['linear', 'embed_id']
 
@@ -141,6 +141,14 @@ def linear(x, W, b=None, n_batch_axes=1):
 # Ignored ids are redirected to an extra dummy row V (no copy of gy needed); the returned
 # gradient is the contiguous first V rows of that (V + 1, D) buffer.
 
+def take_rows(W, ids):
+    """``W[ids]`` along axis 0, wrapping out-of-range ids as CuPy's gathers do (so an id
+    check deferred by ``backend.check_later`` is read before anything faults)."""
+    if type(W) is numpy.ndarray:
+        return W.take(ids, axis=0, mode='wrap')
+    return W.take(ids, axis=0)
+
+
 class EmbedIDFunction(FunctionNode):
     def __init__(self, ids, scatter_ids, ignore_mask):
         self.ids = ids                  # validated intp ids; ignored ones replaced by 0
@@ -151,12 +159,16 @@ class EmbedIDFunction(FunctionNode):
         W = inputs[1]
         mask = self.ignore_mask
         if mask is None:
-            return (W.take(self.ids, axis=0),)
+            return (take_rows(W, self.ids),)
         if W.shape[0] == 0:  # V == 0: every id is ignored (anything else was rejected)
             xp = backend.get_array_module(W)
             return (xp.zeros(self.ids.shape + (W.shape[1],), dtype=W.dtype),)
-        y = W.take(self.ids, axis=0)
-        y[mask] = 0
+        y = take_rows(W, self.ids)
+        if type(y) is numpy.ndarray:
+            y[mask] = 0
+        else:   # no boolean-mask assignment on CuPy: it counts the mask on the host
+            xp = backend.get_array_module(y)
+            y = xp.where(mask[..., None], xp.zeros((), y.dtype), y)
         return (y,)
 
     def backward(self, indexes, grad_outputs):
@@ -184,8 +196,27 @@ class EmbedIDFunction(FunctionNode):
         return None, g
 
 
+def check_ids(ids, V, ignore_label=None):
+    """Check that the integer ``ids`` lie in ``[0, V)`` or equal ``ignore_label``.
+
+    NumPy ids are checked at once; CuPy ids on the device, the verdict being read by the
+    next device-to-host fetch (see :func:`seqdbr.core.backend.check_index_range`): no
+    host synchronisation per call.
+
+    Raises:
+        IndexError: listing the out-of-range ids (now, or at that fetch).
+    """
+    def error():
+        host = backend.to_host(ids)
+        bad = host[(host < 0) | (host >= V)]
+        if ignore_label is not None:
+            bad = bad[bad != ignore_label]
+        return IndexError(_bad_ids_message(bad, V, ignore_label))
+    backend.check_index_range(ids, 0, V - 1, ignore_label, error)
+
+
 def _bad_ids_message(bad, V, ignore_label):
-    bad = numpy.unique(backend.to_cpu(bad))
+    bad = numpy.unique(bad)
     shown = ', '.join(str(int(v)) for v in bad[:10])
     more = '' if bad.size <= 10 else ' and %d more' % (bad.size - 10)
     ign = ('' if ignore_label is None else ' (ignore_label=%d is exempt)' % ignore_label)
@@ -229,6 +260,7 @@ def embed_id(x, W, ignore_label=None):
         raise TypeError('embed_id: ignore_label must be an int or None, got %r' % (ignore_label,))
     xp = backend.get_array_module(xa)
     ids = xa if xa.dtype == numpy.intp else xa.astype(numpy.intp)
+    check_ids(ids, V, ignore_label)
     scatter_ids = ids
     mask = None
     if ignore_label is not None:
@@ -238,12 +270,4 @@ def embed_id(x, W, ignore_label=None):
             mask = m
             scatter_ids = xp.where(m, V, ids)  # dummy row V collects (and drops) their grads
             ids = xp.where(m, 0, ids)
-    if ids.size:
-        # ignored ids were replaced by 0 above, so one min/max test covers the rest
-        lo, hi = _min_max(xp, ids)
-        if lo < 0 or hi >= V:
-            bad = ids if mask is None else ids[~mask]
-            bad = bad[(bad < 0) | (bad >= V)]
-            if bad.size:  # empty only when V == 0 and every id is ignored
-                raise IndexError(_bad_ids_message(bad, V, ignore_label))
     return EmbedIDFunction(ids, scatter_ids, mask).apply((x, W))[0]

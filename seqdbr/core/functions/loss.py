@@ -14,9 +14,9 @@ import numbers
 
 import numpy
 
-from seqdbr.core import backend
+from seqdbr.core import backend, cuda_kernels
 from seqdbr.core.function_node import FunctionNode
-from seqdbr.core.functions.activation import (_float_array, _input_array, _min_max,
+from seqdbr.core.functions.activation import (_float_array, _input_array,
                                               _sigmoid_array, _sigmoid_low)
 
 __all__ = ['softmax_cross_entropy', 'sigmoid_cross_entropy', 'mean_squared_error']
@@ -46,49 +46,45 @@ def _int_labels(fname, t):
 
 
 def _check_label_range(fname, t, low, high, ignore_label, what):
-    """Raise IndexError naming the labels outside [low, high] that are not ignore_label."""
-    if t.size == 0:
-        return
-    xp = backend.get_array_module(t)
-    lo, hi = _min_max(xp, t)
-    if lo >= low and hi <= high:
-        return
-    bad = t[(t < low) | (t > high)]
-    if ignore_label is not None:
-        bad = bad[bad != ignore_label]
-    if bad.size == 0:
-        return
-    bad = numpy.unique(backend.to_cpu(bad))
-    shown = ', '.join(str(int(v)) for v in bad[:10])
-    more = '' if bad.size <= 10 else ' and %d more' % (bad.size - 10)
-    ign = ('ignore_label is None' if ignore_label is None
-           else 'ignore_label=%d' % ignore_label)
-    raise IndexError('%s: labels must lie in %s or equal ignore_label (%s); got invalid '
-                     'label(s) %s%s. Fix the targets, or pass the padding value as '
-                     'ignore_label.' % (fname, what, ign, shown, more))
+    """IndexError naming the labels outside [low, high] that are not ignore_label.
+
+    NumPy labels are checked at once; CuPy labels on the device, with the verdict read by
+    the next fetch (:func:`seqdbr.core.backend.check_index_range`): no host sync per call.
+    """
+    def error():
+        host = backend.to_host(t)
+        bad = host[(host < low) | (host > high)]
+        if ignore_label is not None:
+            bad = bad[bad != ignore_label]
+        bad = numpy.unique(bad)
+        shown = ', '.join(str(int(v)) for v in bad[:10])
+        more = '' if bad.size <= 10 else ' and %d more' % (bad.size - 10)
+        ign = ('ignore_label is None' if ignore_label is None
+               else 'ignore_label=%d' % ignore_label)
+        return IndexError('%s: labels must lie in %s or equal ignore_label (%s); got invalid '
+                          'label(s) %s%s. Fix the targets, or pass the padding value as '
+                          'ignore_label.' % (fname, what, ign, shown, more))
+    backend.check_index_range(t, low, high, ignore_label, error)
 
 
 # -- softmax cross entropy --------------------------------------------------------------
 
-_kernels = {}
+# i runs over gx (B, C, R) in C order; coeff and t are (B, R). Labels arrive as intp (int64)
+# from the forward pass; int32 is declared too so either label dtype may be passed.
+_CE_GRAD = cuda_kernels.elementwise(
+    'seqdbr_softmax_ce_grad', 'T y, raw S t, raw T coeff, int64 C, int64 R', 'T gx',
+    '''
+    ptrdiff_t r = i % R;
+    ptrdiff_t c = (i / R) % C;
+    ptrdiff_t j = (i / (R * C)) * R + r;
+    T co = coeff[j];
+    gx = (c == (ptrdiff_t)t[j]) ? co * (y - (T)1) : co * y;
+    ''', types=[{'T': f, 'S': s} for f in cuda_kernels.FLOATS
+                 for s in (numpy.int32, numpy.int64)], scalars=('C', 'R'))
 
 
 def _ce_grad_kernel():
-    k = _kernels.get('ce_grad')
-    if k is None:
-        cp = backend.cupy_or_none()
-        # i runs over gx (B, C, R) in C order; coeff and t are (B, R).
-        k = cp.ElementwiseKernel(
-            'T y, raw S t, raw T coeff, int64 C, int64 R', 'T gx',
-            '''
-            ptrdiff_t r = i % R;
-            ptrdiff_t c = (i / R) % C;
-            ptrdiff_t j = (i / (R * C)) * R + r;
-            T co = coeff[j];
-            gx = (c == (ptrdiff_t)t[j]) ? co * (y - (T)1) : co * y;
-            ''', 'seqdbr_softmax_ce_grad')
-        _kernels['ce_grad'] = k
-    return k
+    return _CE_GRAD
 
 
 class SoftmaxCrossEntropy(FunctionNode):
@@ -131,7 +127,9 @@ class SoftmaxCrossEntropy(FunctionNode):
             loss = xp.zeros((B, R), dtype=x.dtype)
         else:
             y = x - x.max(axis=1, keepdims=True)         # (B, C, ...), contiguous
-            zt = y.reshape(-1)[idx]                      # x_t - max, (B, R)
+            # x_t - max, (B, R). 'wrap' as CuPy's gathers do: under a deferred label check
+            # (backend.check_later) a bad label must not fault before the check is read
+            zt = y.reshape(-1)[idx] if gpu else y.reshape(-1).take(idx, mode='wrap')
             xp.exp(y, out=y)
             s = y.sum(axis=1, keepdims=True)             # in [1, C]: log is safe
             y /= s

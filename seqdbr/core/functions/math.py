@@ -385,7 +385,7 @@ def _scalar_bound(name, v):
     if v is None:
         return None
     if getattr(v, 'ndim', None) == 0 and hasattr(v, 'item'):   # 0-d NumPy/CuPy array
-        v = v.item()
+        v = backend.to_host(v).item() if backend.is_device_array(v) else v.item()
     if not isinstance(v, _Real) or isinstance(v, bool):
         raise TypeError('clip: %s must be a real Python/NumPy scalar or None, got %s'
                         % (name, type(v).__name__))

@@ -14,7 +14,7 @@ import numbers
 
 import numpy
 
-from seqdbr.core import backend
+from seqdbr.core import backend, cuda_kernels
 from seqdbr.core.config import config
 from seqdbr.core.function_node import FunctionNode
 from seqdbr.core.functions.activation import _float_array
@@ -57,8 +57,11 @@ def get_rng():
     return _rng
 
 
-def _gpu_rng(cp):
-    dev = cp.cuda.Device().id
+def _gpu_rng(cp, dev=None):
+    """The CuPy Generator of CUDA device ``dev`` (default: the current one), seeded
+    ``seed + dev`` after :func:`set_seed`; draws must run with that device current."""
+    if dev is None:
+        dev = cp.cuda.Device().id
     g = _gpu_rngs.get(dev)
     if g is None:
         seed = None if _seed is None else _seed + dev
@@ -67,33 +70,32 @@ def _gpu_rng(cp):
     return g
 
 
-_kernels = {}
+_DROPOUT_FWD = cuda_kernels.elementwise(
+    'seqdbr_dropout_fwd', 'T x, T u, T ratio, T scale', 'T y, T mask',
+    'mask = u >= ratio ? scale : (T)0; y = x * mask;',
+    types=[{'T': t} for t in cuda_kernels.GPU_FLOATS], scalars=('ratio', 'scale'))
 
 
 def _dropout_kernel(cp):
-    k = _kernels.get('fwd')
-    if k is None:
-        k = cp.ElementwiseKernel(
-            'T x, T u, T ratio, T scale', 'T y, T mask',
-            'mask = u >= ratio ? scale : (T)0; y = x * mask;',
-            'seqdbr_dropout_fwd')
-        _kernels['fwd'] = k
-    return k
+    return _DROPOUT_FWD
 
 
 _GPU_FLOATS = (numpy.dtype(numpy.float32), numpy.dtype(numpy.float64))
 
 
-def _uniform(xp, rng, shape, dtype):
-    """Uniform [0, 1) draws of ``shape`` (float32 for float16 inputs, else ``dtype``)."""
+def _uniform(xp, rng, shape, dtype, like=None):
+    """Uniform [0, 1) draws of ``shape`` (float32 for float16 inputs, else ``dtype``), on
+    the device of the array ``like`` (with its generator), whatever device is current."""
     rdtype = numpy.float64 if dtype == numpy.float64 else numpy.float32
     if xp is numpy:
         return (_rng if rng is None else rng).random(shape, dtype=rdtype)
-    if rng is None:
-        return _gpu_rng(xp).random(shape, dtype=rdtype)
-    if isinstance(rng, numpy.random.Generator):
-        return xp.asarray(rng.random(shape, dtype=rdtype))
-    return rng.random(shape, dtype=rdtype)
+    with backend.using_device(like):
+        if rng is None:
+            dev = None if like is None else like.device.id
+            return _gpu_rng(xp, dev).random(shape, dtype=rdtype)
+        if isinstance(rng, numpy.random.Generator):
+            return xp.asarray(rng.random(shape, dtype=rdtype))
+        return rng.random(shape, dtype=rdtype)
 
 
 class Dropout(FunctionNode):
@@ -106,7 +108,7 @@ class Dropout(FunctionNode):
         xp = backend.get_array_module(x)
         ratio = self.ratio
         scale = 1.0 / (1.0 - ratio)
-        u = _uniform(xp, self.rng, x.shape, x.dtype)
+        u = _uniform(xp, self.rng, x.shape, x.dtype, x)
         self.rng = None
         if xp is not numpy and x.dtype in _GPU_FLOATS:
             t = x.dtype.type

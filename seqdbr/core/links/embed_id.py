@@ -1,7 +1,7 @@
 """``EmbedID``: a lookup table from integer ids to vectors."""
 import numpy
 
-from seqdbr.core import initializers
+from seqdbr.core import backend, initializers
 from seqdbr.core.functions import connection
 from seqdbr.core.link import Link
 from seqdbr.core.variable import Parameter
@@ -44,7 +44,7 @@ class EmbedID(Link):
                                          or not isinstance(ignore_label, (int, numpy.integer))):
             raise TypeError('EmbedID: ignore_label must be an int or None, got %r'
                             % (ignore_label,))
-        if (type(initialW) is numpy.ndarray or hasattr(initialW, '__cuda_array_interface__')) \
+        if backend.is_array(initialW) \
                 and tuple(initialW.shape) != (in_size, out_size):
             raise ValueError('EmbedID: initialW has shape %s but W must have shape '
                              '(in_size, out_size) = (%d, %d)'

@@ -1,7 +1,7 @@
 """``Linear``: the fully connected layer ``y = x W^T + b``."""
 import numpy
 
-from seqdbr.core import initializers
+from seqdbr.core import backend, initializers
 from seqdbr.core.functions import connection
 from seqdbr.core.link import Link
 from seqdbr.core.variable import Parameter
@@ -53,7 +53,7 @@ class Linear(Link):
             in_size, out_size = None, in_size
         out_size = _check_size('out_size', out_size, False)
         in_size = _check_size('in_size', in_size, True)
-        if type(initialW) is numpy.ndarray or hasattr(initialW, '__cuda_array_interface__'):
+        if backend.is_array(initialW):
             if initialW.ndim != 2 or initialW.shape[0] != out_size or (
                     in_size is not None and initialW.shape[1] != in_size):
                 raise ValueError('Linear: initialW has shape %s but W must have shape '
@@ -82,7 +82,7 @@ class Linear(Link):
             if x.ndim < 2 or in_size == 0:
                 raise ValueError('Linear: cannot infer in_size from an input of shape %s; pass '
                                  'a batch of shape (N, in_size)' % (x.shape,))
-            W.initialize((self.out_size, in_size), xp=self.xp)
+            W.initialize((self.out_size, in_size), device=self._device)
             self.in_size = in_size
         return connection.linear(x, W, self.b)
 
