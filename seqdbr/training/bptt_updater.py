@@ -100,11 +100,13 @@ class BPTTUpdater(Updater):
             _reset(model)
         x_host, t_host = self.batcher.next_window()
         xp = model.xp
-        try:
-            loss = bptt_update(model, self.optimizer, xp.asarray(x_host), xp.asarray(t_host),
-                               mode=self.mode, ignore_label=self.ignore_label)
-        except NonFiniteLossError as e:
-            loss = e.loss
+        with backend.using_device(model.device):       # the window on the model's device
+            try:
+                loss = bptt_update(model, self.optimizer, xp.asarray(x_host),
+                                   xp.asarray(t_host), mode=self.mode,
+                                   ignore_label=self.ignore_label)
+            except NonFiniteLossError as e:
+                loss = e.loss
         report({'loss': loss})
         _report_lr(self.optimizer)
         if self.batcher.is_new_epoch:
@@ -135,13 +137,13 @@ def get_carried_state(model):
     """The model's carried state as ``{name: host array}`` (empty when there is none)."""
     if hasattr(model, 'get_state') and hasattr(model, 'set_state'):
         st = model.get_state() or {}
-        return {k: backend.to_cpu(v) for k, v in st.items()}
+        return {k: backend.to_host(v) for k, v in st.items()}
     out = {}
     for path, link in _stateful_links(model):
         for k in ('h', 'c'):
             v = getattr(link, k, None)
             if v is not None:
-                out['%s/%s' % (path.strip('/') or '_', k)] = backend.to_cpu(v.array)
+                out['%s/%s' % (path.strip('/') or '_', k)] = backend.to_host(v.array)
     return out
 
 

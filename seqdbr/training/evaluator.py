@@ -42,7 +42,7 @@ def _scalar(name, value):
             raise ValueError('metric %r must be a scalar (a per-example mean over the batch), '
                              'got an array of shape %s' % (name, numpy.shape(value)))
         return float(value.reshape(()) if isinstance(value, numpy.ndarray) else value)
-    if hasattr(value, '__cuda_array_interface__'):
+    if backend.is_device_array(value):
         if value.size != 1:
             raise ValueError('metric %r must be a scalar (a per-example mean over the batch), '
                              'got an array of shape %s' % (name, value.shape))
@@ -98,8 +98,9 @@ class MeanAccumulator:
         if self._sums is None:
             return {}
         c = self.count
-        return {name: float(backend.to_cpu(s)) / c if not isinstance(s, float) else s / c
-                for name, s in self._sums.items()}
+        names = list(self._sums)
+        values = backend.fetch_scalars(*[self._sums[n] for n in names])   # one transfer
+        return {name: v / c for name, v in zip(names, values)}
 
     def reset(self):
         """Forget everything (start a new epoch)."""
@@ -203,7 +204,7 @@ def _json_default(o):
     if isinstance(o, numpy.ndarray) and o.size == 1:
         return o.item()
     if isinstance(o, Variable) and o.array is not None and o.array.size == 1:
-        return float(backend.to_cpu(o.array).reshape(()))
+        return backend.fetch_scalars(o.array.reshape(()))[0]
     if isinstance(o, os.PathLike):
         return os.fspath(o)
     raise TypeError('cannot write a %s to a JSON log; convert it to a number, str, list or '

@@ -16,6 +16,8 @@ Outside a trainer's iteration :func:`report` does nothing.
 import contextlib
 import threading
 
+from seqdbr.core import backend
+
 __all__ = ['report', 'reporting', 'as_float']
 
 _local = threading.local()
@@ -43,12 +45,17 @@ def reporting(observation):
 
 
 def as_float(value):
-    """An observed value as a Python float (fetches a device value to the host).
+    """An observed value as a Python float (a device value is fetched through
+    :func:`seqdbr.core.backend.fetch_scalars`, the one counted transfer path).
 
     Raises:
         TypeError: a non-scalar value.
     """
     array = getattr(value, 'array', value)
-    if hasattr(array, 'item') and getattr(array, 'size', 1) != 1:
+    if isinstance(array, float):
+        return array
+    if getattr(array, 'size', 1) != 1:
         raise TypeError('an observed value must be a scalar, got shape %s' % (array.shape,))
-    return float(array.item() if hasattr(array, 'item') else array)
+    if hasattr(array, 'reshape'):
+        array = array.reshape(())
+    return backend.fetch_scalars(array)[0]

@@ -136,7 +136,7 @@ class StandardUpdater(Updater):
         model.cleargrads()
         finite = True
         if self.check_finite:
-            finite = math.isfinite(float(backend.to_cpu(loss.array)))
+            finite = math.isfinite(backend.fetch_scalars(loss.array)[0])
         if finite:
             loss.backward()
         loss.unchain_backward()
