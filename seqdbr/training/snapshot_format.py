@@ -48,6 +48,20 @@ def _describe_diff(mine, theirs):
     return shown + ('' if len(parts) <= 8 else '; and %d more' % (len(parts) - 8))
 
 
+def _foreign_format(arrays):
+    """The ``format`` named by another seqdbr file's JSON ``meta`` member, if any (a
+    char-RNN checkpoint says ``seqdbr.charlm.checkpoint``)."""
+    raw = arrays.get('meta')
+    if raw is None or raw.size > MAX_META_BYTES:
+        return None
+    try:
+        text = raw.tobytes().decode('utf-8') if raw.dtype == numpy.uint8 else str(raw)
+        fmt = json.loads(text).get('format')
+    except (UnicodeDecodeError, ValueError, RecursionError, AttributeError):
+        return None
+    return fmt if isinstance(fmt, str) else None
+
+
 class NpzSnapshotFormat:
     """Generic snapshots (see the module docstring).
 
@@ -84,6 +98,11 @@ class NpzSnapshotFormat:
     def read_meta(self, path, arrays):
         raw = arrays.get(META_KEY)
         if raw is None:
+            other = _foreign_format(arrays)
+            if other:
+                raise SnapshotError('%s is a %s file, not a training snapshot of the program '
+                                    '%r; use the program that wrote it'
+                                    % (path, other, self.program))
             raise SnapshotError('%s is not a seqdbr training snapshot (it has no %s member): '
                                 'it may be a weights file (load it with '
                                 'seqdbr.serializers.load_npz) or another program\'s checkpoint'

@@ -90,6 +90,13 @@ def test_snapshot_of_another_program_or_model_is_refused_naming_both(tr, tmp_pat
     serializers.save_npz(weights, t.updater.model)
     with pytest.raises(SnapshotError, match='not a seqdbr training snapshot'):
         tr.make_mlp_trainer(tmp_path / 'd').resume(weights)
+    charlm = tmp_path / 'charlm.npz'
+    import pathlib
+    golden = pathlib.Path(__file__).resolve().parents[1] / 'fixtures' / 'golden'
+    charlm.write_bytes((golden / 'legacy_latest.npz').read_bytes())
+    with pytest.raises(SnapshotError, match="seqdbr.charlm.checkpoint file, not a training "
+                                            "snapshot of the program 'test-mlp'"):
+        tr.make_mlp_trainer(tmp_path / 'f').resume(charlm)
     damaged = tmp_path / 'damaged.npz'
     damaged.write_bytes(snap.read_bytes()[:200])
     with pytest.raises(SnapshotError, match='damaged.npz'):
