@@ -1,6 +1,11 @@
 """Training a character-level RNN language model (the ``seqdbr-train-charrnn`` command).
 
-:func:`train` runs the whole job from a :class:`TrainConfig`:
+:func:`train` runs the whole job from a :class:`TrainConfig`. It is an assembly of parts of
+:mod:`seqdbr.training` (read :func:`_build_trainer` for the whole flow): a
+:class:`~seqdbr.training.BPTTUpdater` over a ``ParallelSequentialBatcher``, a ``Trainer``
+with a ``StopTrigger``, and the extensions ``DivergenceGuard``, ``LRScheduler``,
+``LMEvaluator``, ``LogReport``, ``ProgressBar`` and two ``snapshot``\ s, written in the
+char-RNN checkpoint layout by :class:`seqdbr.charlm.snapshot.CharLMFormat`.
 
 1. **Data.** The corpus (a catalog name, a file path, or the built-in ``'pydoc'`` text) is
    read as UTF-8 (or raw bytes), the vocabulary is built from all of it (or taken from the
