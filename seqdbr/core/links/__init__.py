@@ -1,9 +1,13 @@
-"""Ready-made links of the engine: ``Linear``, ``EmbedID`` and the ``Classifier`` wrapper.
+"""Ready-made links of the engine: ``Linear``, ``EmbedID``, the ``Classifier`` wrapper,
+``Convolution2D``, ``Convolution1D`` and ``BatchNormalization``.
 
 Recurrent links live in ``seqdbr.rnn.links``; ``seqdbr.links`` (``L``) re-exports both.
 """
 from seqdbr.core.links.linear import Linear  # noqa: F401
 from seqdbr.core.links.embed_id import EmbedID  # noqa: F401
 from seqdbr.core.links.classifier import Classifier  # noqa: F401
+from seqdbr.core.links.convolution import Convolution2D, Convolution1D  # noqa: F401
+from seqdbr.core.links.normalization import BatchNormalization  # noqa: F401
 
-__all__ = ['Linear', 'EmbedID', 'Classifier']
+__all__ = ['Linear', 'EmbedID', 'Classifier', 'Convolution2D', 'Convolution1D',
+           'BatchNormalization']
