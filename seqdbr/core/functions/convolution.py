@@ -73,7 +73,7 @@ def _rows(a):
 
 def _unrows(m, B, h, w):
     """``(C, B h w)`` -> ``(B, C, h, w)`` view."""
-    return m.reshape(-1, B, h, w).transpose(1, 0, 2, 3)
+    return m.reshape(m.shape[0], B, h, w).transpose(1, 0, 2, 3)
 
 
 class _Geometry:

@@ -126,6 +126,9 @@ def _check(fname, x, gamma, beta, stats):
                          'x with shape %s (x is (B, C, ...) and gamma (C,)); build the layer '
                          'with size %s' % (fname, ga.shape, 1 + ga.ndim, xa.shape,
                                            xa.shape[1] if xa.ndim >= 2 else '?'))
+    if ga.dtype != xa.dtype:
+        raise TypeError('%s: gamma has dtype %s but x has dtype %s; cast one of them'
+                        % (fname, ga.dtype, xa.dtype))
     for name, a in (('beta', ba),) + stats:
         if a is None:
             continue
@@ -135,9 +138,6 @@ def _check(fname, x, gamma, beta, stats):
         if a.dtype != xa.dtype:
             raise TypeError('%s: %s has dtype %s but x has dtype %s; cast one of them'
                             % (fname, name, a.dtype, xa.dtype))
-    if ga.dtype != xa.dtype:
-        raise TypeError('%s: gamma has dtype %s but x has dtype %s; cast one of them'
-                        % (fname, ga.dtype, xa.dtype))
     return xa, ga
 
 
