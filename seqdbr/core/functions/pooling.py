@@ -46,14 +46,16 @@ class _PoolGeometry:
             for j in range(self.k[1]):
                 yield i * self.k[1] + j, _windows.offset_slices(i, j, self.s, self.o)
 
-    def scatter(self, xp, dtype, term):
-        """Sum ``term(index, kk)`` over the offsets into an input-shaped gradient."""
+    def scatter(self, like, term):
+        """Sum ``term(kk)`` over the offsets into an input-shaped gradient laid out in
+        memory as ``like`` (the output gradient)."""
         B, C, H, W = self.shape4
         ph, pw = self.ph, self.pw
-        g = xp.zeros((B, C, H + ph[0] + ph[1], W + pw[0] + pw[1]), dtype=dtype)
+        g = _windows.alloc_like(like, (B, C, H + ph[0] + ph[1], W + pw[0] + pw[1]),
+                                like.dtype)
         for kk, sl in self.offsets():
             g[sl] += term(kk)
-        return xp.ascontiguousarray(g[:, :, ph[0]:ph[0] + H, pw[0]:pw[0] + W])
+        return g[:, :, ph[0]:ph[0] + H, pw[0]:pw[0] + W]
 
 
 class MaxPooling2D(FunctionNode):
@@ -71,8 +73,8 @@ class MaxPooling2D(FunctionNode):
         xpd = _windows.pad4(x, g.ph, g.pw, -numpy.inf)
         it = g.offsets()
         _, sl = next(it)
-        y = xpd[sl].copy()
-        idx = xp.zeros(y.shape, dtype=numpy.int8 if g.k[0] * g.k[1] <= 127 else numpy.int32)
+        y = xpd[sl].copy(order='K')           # keeps x's memory layout (see convolution)
+        idx = xp.zeros_like(y, dtype=numpy.int8 if g.k[0] * g.k[1] <= 127 else numpy.int32)
         for kk, sl in it:
             v = xpd[sl]
             m = (v > y).astype(idx.dtype)      # 1 where offset kk beats the best so far
@@ -84,10 +86,9 @@ class MaxPooling2D(FunctionNode):
 
     def backward(self, indexes, grad_outputs):
         g = self.g
-        gy = g.as4(grad_outputs[0])
-        xp = backend.get_array_module(gy)
         idx = self.idx
-        gx = g.scatter(xp, gy.dtype, lambda kk: gy * (idx == kk))
+        gy = _windows.as_layout(g.as4(grad_outputs[0]), idx)
+        gx = g.scatter(gy, lambda kk: gy * (idx == kk))
         return (g.back(gx),)
 
 
@@ -101,7 +102,7 @@ class AveragePooling2D(FunctionNode):
         x = g.as4(inputs[0])
         xpd = _windows.pad4(x, g.ph, g.pw, 0)
         it = g.offsets()
-        y = xpd[next(it)[1]].copy()
+        y = xpd[next(it)[1]].copy(order='K')
         for _, sl in it:
             y += xpd[sl]
         y /= self._div(x)
@@ -117,9 +118,8 @@ class AveragePooling2D(FunctionNode):
     def backward(self, indexes, grad_outputs):
         g = self.g
         gy = g.as4(grad_outputs[0])
-        xp = backend.get_array_module(gy)
         gyd = gy / self._div(gy)
-        return (g.back(g.scatter(xp, gy.dtype, lambda kk: gyd)),)
+        return (g.back(g.scatter(gyd, lambda kk: gyd)),)
 
 
 def _pool_geometry(fname, xa, ksize, stride, pad, cover_all, nd):
