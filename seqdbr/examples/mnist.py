@@ -54,7 +54,7 @@ from seqdbr.datasets import SerialIterator, TupleDataset, concat_examples, get_m
 from seqdbr.training import (JsonlLogger, MeanAccumulator, classifier_metrics, evaluate,
                              read_jsonl, rewrite_jsonl)
 
-__all__ = ['MLP', 'MnistConfig', 'MnistRun', 'LOG_KEYS', 'CHECKPOINT', 'LOG', 'GRAPH',
+__all__ = ['MLP', 'CNN', 'ARCHS', 'MnistConfig', 'MnistRun', 'LOG_KEYS', 'CHECKPOINT', 'LOG', 'GRAPH',
            'load_data', 'build', 'train', 'save_checkpoint', 'load_checkpoint']
 
 CHECKPOINT = 'checkpoint.npz'
@@ -90,6 +90,52 @@ class MLP(L.Chain):
         return self.l3(h)
 
 
+class CNN(L.Chain):
+    """Two convolution + max-pooling blocks and two linear layers (LeNet-5 style, LeCun et
+    al. 1998, with ReLU and max pooling):
+
+        (N, 1, 28, 28) -> Conv 5x5 (c1) -> ReLU -> MaxPool 2 -> (N, c1, 12, 12)
+                       -> Conv 5x5 (c2) -> ReLU -> MaxPool 2 -> (N, c2, 4, 4)
+                       -> Linear(c2 * 16, n_units) -> ReLU -> Linear(n_units, n_out)
+
+    Args:
+        n_units (int): width of the hidden linear layer.
+        n_out (int): number of classes.
+        n_in (int): input features, a square image of ``side * side`` pixels (784).
+        channels (pair of int): output channels of the two convolutions.
+
+    Call:
+        ``x`` float32 ``(N, n_in)`` (flat images, as the MLP takes them) or
+        ``(N, 1, side, side)`` -> logits ``(N, n_out)``.
+
+    Raises:
+        ValueError: ``n_in`` is not a square number of at least 16 * 16 pixels.
+    """
+
+    def __init__(self, n_units=128, n_out=10, n_in=784, channels=(32, 64)):
+        super().__init__()
+        side = math.isqrt(n_in)
+        if side * side != n_in or side < 16:
+            raise ValueError('CNN: n_in=%d must be a square image of at least 16 x 16 pixels '
+                             '(MNIST: 784 = 28 x 28)' % n_in)
+        self.side = side
+        with self.init_scope():
+            self.conv1 = L.Convolution2D(1, channels[0], 5)
+            self.conv2 = L.Convolution2D(channels[0], channels[1], 5)
+            self.l1 = L.Linear(None, n_units)
+            self.l2 = L.Linear(n_units, n_out)
+
+    def forward(self, x):
+        if x.ndim == 2:
+            x = F.reshape(x, (x.shape[0], 1, self.side, self.side))
+        h = F.max_pooling_2d(F.relu(self.conv1(x)), 2)
+        h = F.max_pooling_2d(F.relu(self.conv2(h)), 2)
+        return self.l2(F.relu(self.l1(h)))
+
+
+ARCHS = ('mlp', 'cnn')
+
+
 @dataclasses.dataclass
 class MnistConfig:
     """Settings of one training run (the script's options).
@@ -111,6 +157,8 @@ class MnistConfig:
             (None: all; 60,000 and 10,000). For quick checks.
         progress (bool): show a tqdm progress bar (stderr).
         verbose (bool): print one line per epoch (stdout).
+        arch (str): ``'mlp'`` (:class:`MLP`, ``units`` wide) or ``'cnn'`` (:class:`CNN`
+            with a hidden linear layer ``units`` wide; ``units=128`` is its usual size).
     """
     epochs: int = 20
     units: int = 1000
@@ -126,9 +174,12 @@ class MnistConfig:
     test_size: int = None
     progress: bool = True
     verbose: bool = True
+    arch: str = 'mlp'
 
     def validate(self):
         """Raise ValueError on an impossible setting (the message names the option)."""
+        if self.arch not in ARCHS:
+            raise ValueError('--arch must be one of %s, got %r' % (', '.join(ARCHS), self.arch))
         for name in ('epochs', 'units', 'batchsize'):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -218,8 +269,8 @@ def build(config, n_in=784):
     gives the same initial model.
 
     Returns:
-        (model, optimizer): ``L.Classifier(MLP(units, 10, n_in))`` and ``Adam(alpha)``
-        already set up on it.
+        (model, optimizer): ``L.Classifier(MLP(units, 10, n_in))`` (``CNN`` for
+        ``arch='cnn'``) and ``Adam(alpha)`` already set up on it.
 
     Raises:
         RuntimeError: ``device`` is a GPU but CuPy/CUDA is not usable.
@@ -229,7 +280,8 @@ def build(config, n_in=784):
         raise RuntimeError('--device %s needs CuPy and a CUDA GPU, which are not available '
                            'here; use --device cpu' % config.device)
     initializers.set_seed(config.seed)
-    model = L.Classifier(MLP(config.units, 10, n_in))
+    net = CNN if config.arch == 'cnn' else MLP
+    model = L.Classifier(net(config.units, 10, n_in))
     model.to_device(device)
     opt = optimizers.Adam(alpha=config.alpha)
     opt.setup(model)
@@ -389,6 +441,10 @@ def train(config, data=None):
 
 def describe(config):
     """One line naming the run's settings (printed by the script)."""
-    return ('MNIST MLP 784-%d-%d-10, Adam(alpha=%g), batch %d, %d epochs, device %s, seqdbr %s'
-            % (config.units, config.units, config.alpha, config.batchsize, config.epochs,
-               config.device, seqdbr.__version__))
+    if config.arch == 'cnn':
+        model = 'CNN conv5x5(32)-pool-conv5x5(64)-pool-%d-10' % config.units
+    else:
+        model = 'MLP 784-%d-%d-10' % (config.units, config.units)
+    return ('MNIST %s, Adam(alpha=%g), batch %d, %d epochs, device %s, seqdbr %s'
+            % (model, config.alpha, config.batchsize, config.epochs, config.device,
+               seqdbr.__version__))
