@@ -118,6 +118,11 @@ def im2col(x, k, s, d, o, ph, pw):
     """
     xp = numpy if type(x) is numpy.ndarray else _cupy()
     B, C = x.shape[:2]
+    if B > 1 and x.strides[0] != x.itemsize:
+        # Gathering a batch-innermost col from a batch-outermost x reads one element per
+        # cache line (36 ms for (100, 32, 12, 12) with a 5x5 kernel); one transposing copy
+        # of x first makes that gather contiguous (1.8 ms for both copies).
+        x = xp.ascontiguousarray(x.transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2)
     v = windows(pad4(x, ph, pw), k, s, d, o)            # (B, C, kh, kw, oh, ow)
     col = xp.ascontiguousarray(v.transpose(1, 2, 3, 4, 5, 0))
     return col.reshape(C * k[0] * k[1], o[0] * o[1] * B)

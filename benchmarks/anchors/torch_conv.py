@@ -1,0 +1,75 @@
+"""PyTorch anchor for ``benchmarks/conv.py``: forward + backward of single convolutions.
+
+Run with the anchor venv (this file never imports seqdbr); ``benchmarks/conv.py --torch
+PYTHON`` runs it between its own timed rounds::
+
+    /work/wt/_torchvenv/bin/python benchmarks/anchors/torch_conv.py \
+        --shapes '[{"name": "x", "x": [100, 32, 12, 12], "w": [64, 32, 5, 5], "pad": 0,
+                    "stride": 1, "grad_x": true}]' [--steps 10] [--repeats 5] [--threads 1]
+
+One step = ``y = conv(x, W, b)`` (``torch.nn.functional.conv2d``, or ``conv1d`` for 3-d
+shapes), ``y.backward(gy)`` with the gradients of W and b (and of x when ``grad_x``), on
+random float32 arrays; gradients are reset (set to None) before each step. Prints one JSON
+object: per shape the median seconds per step over ``--repeats`` runs of ``--steps``.
+"""
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+import numpy
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import common  # noqa: E402
+
+
+def make_step(shape, seed):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(shape['x'], generator=g, requires_grad=bool(shape['grad_x']))
+    W = (torch.rand(shape['w'], generator=g) * 0.1).requires_grad_()
+    b = torch.zeros(shape['w'][0], requires_grad=True)
+    conv = torch.nn.functional.conv2d if len(shape['x']) == 4 else torch.nn.functional.conv1d
+    with torch.no_grad():
+        gy = torch.rand_like(conv(x, W, b, stride=shape['stride'], padding=shape['pad']))
+
+    def step():
+        for t in (x, W, b):
+            t.grad = None
+        y = conv(x, W, b, stride=shape['stride'], padding=shape['pad'])
+        y.backward(gy)
+    return step
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    p.add_argument('--shapes', required=True, help='JSON list of shapes (see conv.py)')
+    p.add_argument('--steps', type=int, default=10)
+    p.add_argument('--repeats', type=int, default=5)
+    p.add_argument('--warmup', type=int, default=3)
+    p.add_argument('--threads', type=int, default=1)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    shapes = json.loads(args.shapes)
+    out = {'framework': 'torch', 'machine': common.machine_info(
+        {'torch': torch.__version__}, threads=args.threads), 'seconds_per_step': {}}
+    for k, shape in enumerate(shapes):
+        step = make_step(shape, k)
+        for _ in range(args.warmup):
+            step()
+        runs = []
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            for _ in range(args.steps):
+                step()
+            runs.append((time.perf_counter() - t0) / args.steps)
+        out['seconds_per_step'][shape['name']] = statistics.median(runs)
+    common.emit(out)
+
+
+if __name__ == '__main__':
+    numpy.random.seed(0)
+    main()
