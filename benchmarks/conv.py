@@ -19,9 +19,10 @@ implementation must do.
 
 PyTorch: with ``--torch PYTHON`` (a venv with torch 2.13), ``benchmarks/anchors/
 torch_conv.py`` times the same steps (``torch.nn.functional.conv2d``/``conv1d``, oneDNN)
-in a child process after each of seqdbr's rounds, so both see the same machine load;
+in a child process; for every shape, runs of seqdbr, of the GEMMs alone and of torch
+alternate (``--repeats`` times), so all see the same machine load.
 ``throughput_ratio_vs_torch`` = torch seconds / seqdbr seconds per step (> 1: seqdbr is
-faster), the median of the per-round ratios.
+faster), the median of the per-repeat ratios.
 
 Threads: set ``OPENBLAS_NUM_THREADS`` (and ``--threads`` for torch, default: the same
 value, or 1) before running; on the shared 2-core machine 1 thread gives the steadiest
@@ -114,22 +115,33 @@ def time_runs(fn, steps, repeats, warmup):
     return common.median(runs)
 
 
-def run_torch(python, steps, repeats, threads):
-    r = subprocess.run([python, os.path.join(BENCH_DIR, 'anchors', 'torch_conv.py'),
-                        '--shapes', json.dumps(SHAPES), '--steps', str(steps), '--repeats',
-                        str(repeats), '--threads', str(threads)],
-                       capture_output=True, text=True, check=True)
-    out = json.loads(r.stdout)
-    return out['seconds_per_step'], out['machine']
+class TorchChild:
+    """The anchor in ``--serve`` mode: one timed run of a shape per request."""
+
+    def __init__(self, python, steps, warmup, threads):
+        self.proc = subprocess.Popen(
+            [python, os.path.join(BENCH_DIR, 'anchors', 'torch_conv.py'), '--serve',
+             '--shapes', json.dumps(SHAPES), '--steps', str(steps), '--warmup', str(warmup),
+             '--threads', str(threads)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            text=True)
+        self.info = json.loads(self.proc.stdout.readline())
+
+    def run(self, name):
+        self.proc.stdin.write(name + '\n')
+        self.proc.stdin.flush()
+        return float(self.proc.stdout.readline())
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait()
 
 
 def main(argv=None):
     p = common.make_parser(__doc__)
     p.add_argument('--steps', type=int, default=10)
-    p.add_argument('--repeats', type=int, default=5)
+    p.add_argument('--repeats', type=int, default=9,
+                   help='interleaved runs of each (seqdbr, GEMMs, torch); medians reported')
     p.add_argument('--warmup', type=int, default=3)
-    p.add_argument('--rounds', type=int, default=3,
-                   help='alternations of seqdbr (and GEMM) runs with the torch child')
     p.add_argument('--torch', default=None, help='python of a venv with torch (optional)')
     p.add_argument('--threads', type=int,
                    default=int(os.environ.get('OPENBLAS_NUM_THREADS', '1') or 1),
@@ -137,18 +149,26 @@ def main(argv=None):
     args = p.parse_args(argv)
     steps = {s['name']: make_step(s, k) for k, s in enumerate(SHAPES)}
     gemms = {s['name']: make_gemms(s, k) for k, s in enumerate(SHAPES)}
-    rounds = []
+    child = TorchChild(args.torch, args.steps, args.warmup, args.threads) if args.torch else None
+    for name in steps:
+        for _ in range(args.warmup):
+            steps[name]()
+            gemms[name][0]()
+    # Interleaved: per repeat and shape one run each of seqdbr, the GEMMs and torch.
+    runs = []
+    for _ in range(args.repeats):
+        r = {'seqdbr': {}, 'gemm': {}, 'torch': {}}
+        for name in steps:
+            r['seqdbr'][name] = time_runs(steps[name], args.steps, 1, 0)
+            r['gemm'][name] = time_runs(gemms[name][0], args.steps, 1, 0)
+            if child:
+                r['torch'][name] = child.run(name)
+        runs.append(r)
     torch_machine = None
-    for _ in range(args.rounds):
-        r = {'seqdbr': {}, 'gemm': {}}
-        for s in SHAPES:
-            name = s['name']
-            r['seqdbr'][name] = time_runs(steps[name], args.steps, args.repeats, args.warmup)
-            r['gemm'][name] = time_runs(gemms[name][0], args.steps, args.repeats, args.warmup)
-        if args.torch:
-            r['torch'], torch_machine = run_torch(args.torch, args.steps, args.repeats,
-                                                  args.threads)
-        rounds.append(r)
+    if child:
+        child.close()
+        torch_machine = child.info
+    rounds = runs
     results = {}
     for s in SHAPES:
         name = s['name']
@@ -169,7 +189,7 @@ def main(argv=None):
         results[name] = res
     out = {'benchmark': 'conv', 'machine': common.machine_info(
         {'seqdbr': seqdbr.__version__}, blas_env=os.environ), 'torch_machine': torch_machine,
-        'steps': args.steps, 'repeats': args.repeats, 'rounds': args.rounds,
+        'steps': args.steps, 'repeats': args.repeats,
         'results': results}
     common.emit(out)
 

@@ -11,6 +11,10 @@ One step = ``y = conv(x, W, b)`` (``torch.nn.functional.conv2d``, or ``conv1d`` 
 shapes), ``y.backward(gy)`` with the gradients of W and b (and of x when ``grad_x``), on
 random float32 arrays; gradients are reset (set to None) before each step. Prints one JSON
 object: per shape the median seconds per step over ``--repeats`` runs of ``--steps``.
+
+``--serve``: after warming every shape up, print ``ready`` and then answer each line
+``NAME`` read from stdin with the seconds per step of one run of ``--steps`` steps of that
+shape (``conv.py`` interleaves these runs with its own, one shape at a time).
 """
 import argparse
 import json
@@ -44,6 +48,24 @@ def make_step(shape, seed):
     return step
 
 
+def run(step, steps):
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return (time.perf_counter() - t0) / steps
+
+
+def serve(shapes, args):
+    steps = {s['name']: make_step(s, k) for k, s in enumerate(shapes)}
+    for step in steps.values():
+        for _ in range(args.warmup):
+            step()
+    print(json.dumps({'ready': True, 'torch': torch.__version__,
+                      'threads': torch.get_num_threads()}), flush=True)
+    for line in sys.stdin:
+        print(run(steps[line.strip()], args.steps), flush=True)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('--shapes', required=True, help='JSON list of shapes (see conv.py)')
@@ -51,9 +73,12 @@ def main(argv=None):
     p.add_argument('--repeats', type=int, default=5)
     p.add_argument('--warmup', type=int, default=3)
     p.add_argument('--threads', type=int, default=1)
+    p.add_argument('--serve', action='store_true', help='answer NAME lines on stdin')
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     shapes = json.loads(args.shapes)
+    if args.serve:
+        return serve(shapes, args)
     out = {'framework': 'torch', 'machine': common.machine_info(
         {'torch': torch.__version__}, threads=args.threads), 'seconds_per_step': {}}
     for k, shape in enumerate(shapes):
