@@ -54,8 +54,8 @@ from seqdbr.datasets import SerialIterator, TupleDataset, concat_examples, get_m
 from seqdbr.training import (JsonlLogger, MeanAccumulator, classifier_metrics, evaluate,
                              read_jsonl, rewrite_jsonl)
 
-__all__ = ['MLP', 'CNN', 'ARCHS', 'MnistConfig', 'MnistRun', 'LOG_KEYS', 'CHECKPOINT', 'LOG', 'GRAPH',
-           'load_data', 'build', 'train', 'save_checkpoint', 'load_checkpoint']
+__all__ = ['MLP', 'CNN', 'ARCHS', 'MnistConfig', 'MnistRun', 'LOG_KEYS', 'CHECKPOINT', 'LOG',
+           'GRAPH', 'load_data', 'build', 'train', 'save_checkpoint', 'load_checkpoint']
 
 CHECKPOINT = 'checkpoint.npz'
 LOG = 'log.jsonl'

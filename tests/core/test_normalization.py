@@ -99,7 +99,7 @@ def test_batch_normalization_errors():
         F.fixed_batch_normalization(x, g, g, g, g, eps=0)
 
 
-# -- the link --------------------------------------------------------------------------------------
+# -- the link ------------------------------------------------------------------------------------
 
 def test_batch_normalization_link_train_vs_test_mode():
     bn = L.BatchNormalization(3, decay=0.5, eps=1e-5, dtype=numpy.float64)

@@ -9,7 +9,6 @@ import subprocess
 import sys
 
 import numpy
-import pytest
 
 from seqdbr.core.config import using_config
 from seqdbr.examples import charcnn

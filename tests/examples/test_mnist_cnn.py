@@ -11,7 +11,6 @@ import pathlib
 import numpy
 import pytest
 
-import seqdbr.functions as F
 from seqdbr.core import serializers
 from seqdbr.datasets import TupleDataset, get_mnist
 from seqdbr.examples import mnist

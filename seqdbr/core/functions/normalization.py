@@ -23,8 +23,6 @@ place during training (Algorithm 2 uses the unbiased variance):
 """
 import numbers
 
-import numpy
-
 from seqdbr.core import backend
 from seqdbr.core.function_node import FunctionNode
 from seqdbr.core.functions.activation import _float_array

@@ -33,7 +33,9 @@ class _ConvolutionND(Link):
         self.out_channels = _size(cls, 'out_channels', out_channels, False)
         self.in_channels = _size(cls, 'in_channels', in_channels, True)
         self.ksize = _windows.as_tuple(cls, 'ksize', ksize, self.nd, 1)
-        self.stride, self.pad, self.dilate = stride, pad, dilate
+        self.stride = _windows.as_tuple(cls, 'stride', stride, self.nd, 1)
+        self.pad = _windows.as_tuple(cls, 'pad', pad, self.nd, 0)
+        self.dilate = _windows.as_tuple(cls, 'dilate', dilate, self.nd, 1)
         self.groups = _size(cls, 'groups', groups, False)
         if self.out_channels % self.groups or (
                 self.in_channels is not None and self.in_channels % self.groups):
