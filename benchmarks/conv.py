@@ -6,10 +6,16 @@ batch 100) and one ``Convolution1D`` of the char-CNN (``seqdbr.examples.charcnn`
 
 * ``mnist_conv1``: x (100, 1, 28, 28), W (32, 1, 5, 5); no input gradient (data);
 * ``mnist_conv2``: x (100, 32, 12, 12), W (64, 32, 5, 5); with the input gradient;
-* ``charcnn_conv1d``: x (64, 32, 80), W (64, 32, 3), pad 2; with the input gradient.
+* ``charcnn_conv1d``: x (64, 32, 80), W (64, 32, 3), pad 2; with the input gradient;
+* ``mnist_cnn_train_step``: a whole training step of the MNIST CNN, batch 100 (forward
+  through both conv+ReLU+pool blocks and both linear layers, softmax cross-entropy and
+  accuracy, backward, Adam), on random data; its GEMM limit adds the linear layers'
+  products to those of both convolutions.
 
 One step = ``y = F.convolution_2d(x, W, b)`` (or ``convolution_1d``), ``y.backward()``
-with a fixed random upstream gradient, giving ``gW``, ``gb`` and (when marked) ``gx``.
+with a fixed random upstream gradient, giving ``gW``, ``gb`` and (when marked) ``gx``. The
+input ``x`` is an ordinary C-ordered array (as data is); the upstream gradient has the
+output's memory layout (batch innermost), as it has inside a network.
 
 GEMM limit: the matrix products of one step timed alone with NumPy (same BLAS, same
 threads, same operand shapes): ``W2 @ col`` (forward), ``gy2 @ col.T`` (``gW``) and
@@ -56,6 +62,7 @@ SHAPES = [
      'stride': 1, 'grad_x': True},
     {'name': 'charcnn_conv1d', 'x': [64, 32, 80], 'w': [64, 32, 3], 'pad': 2, 'stride': 1,
      'grad_x': True},
+    {'name': 'mnist_cnn_train_step', 'model': 'mnist_cnn', 'batch': 100},
 ]
 
 
@@ -63,14 +70,38 @@ def out_len(n, k, s, p):
     return (n + 2 * p - k) // s + 1
 
 
+def make_model_step(shape, seed):
+    """One training step of the MNIST CNN (``L.Classifier(CNN(128))``, Adam) on random data."""
+    from seqdbr import optimizers
+    import seqdbr.links as L
+    from seqdbr.examples.mnist import CNN
+    rng = numpy.random.default_rng(seed)
+    model = L.Classifier(CNN(128))
+    opt = optimizers.Adam().setup(model)
+    x = rng.random((shape['batch'], 784), dtype=numpy.float32)
+    t = rng.integers(0, 10, shape['batch']).astype(numpy.int32)
+
+    def step():
+        loss = model(x, t)
+        model.cleargrads()
+        loss.backward()
+        opt.update()
+    return step
+
+
 def make_step(shape, seed):
+    if 'model' in shape:
+        return make_model_step(shape, seed)
     rng = numpy.random.default_rng(seed)
     x = Variable(rng.random(shape['x'], dtype=numpy.float32), requires_grad=shape['grad_x'])
     W = Variable(rng.random(shape['w'], dtype=numpy.float32) * 0.1)
     b = Variable(numpy.zeros(shape['w'][0], numpy.float32))
     conv = F.convolution_2d if len(shape['x']) == 4 else F.convolution_1d
     y = conv(x, W, b, shape['stride'], shape['pad'])
-    gy = rng.random(y.shape, dtype=numpy.float32)
+    # the upstream gradient in the output's memory layout, as in a network (there it comes
+    # from the next layer's backward, which keeps the layout; see docs/design.md)
+    gy = numpy.empty_like(y.array)
+    gy[...] = rng.random(y.shape, dtype=numpy.float32)
 
     def step():
         for v in (x, W, b):
@@ -81,8 +112,34 @@ def make_step(shape, seed):
     return step
 
 
+def make_model_gemms(shape, seed):
+    """The products of a CNN step: both convolutions' and those of the two linear layers
+    (forward, ``gW`` and ``gx``; 1024 = 64 * 4 * 4 features, 128 hidden units)."""
+    rng = numpy.random.default_rng(seed)
+    conv = [make_gemms(s, seed) for s in SHAPES[:2]]
+    B = shape['batch']
+    mats = []
+    for n_in, n_out in ((1024, 128), (128, 10)):
+        mats.append((rng.random((B, n_in), dtype=numpy.float32),
+                     rng.random((n_out, n_in), dtype=numpy.float32),
+                     rng.random((B, n_out), dtype=numpy.float32)))
+
+    def gemms():
+        for g, _ in conv:
+            g()
+        for x, W, gy in mats:
+            x @ W.T
+            gy.T @ x
+            gy @ W
+    flops = sum(f for _, f in conv) + sum(6 * x.shape[0] * x.shape[1] * W.shape[0]
+                                          for x, W, _ in mats)
+    return gemms, flops
+
+
 def make_gemms(shape, seed):
     """The products of one step on random operands of the right shapes and layouts."""
+    if 'model' in shape:
+        return make_model_gemms(shape, seed)
     rng = numpy.random.default_rng(seed)
     O, C = shape['w'][:2]
     ks = shape['w'][2:]
@@ -136,6 +193,10 @@ class TorchChild:
         self.proc.wait()
 
 
+def _batch(shape):
+    return shape['batch'] if 'model' in shape else shape['x'][0]
+
+
 def main(argv=None):
     p = common.make_parser(__doc__)
     p.add_argument('--steps', type=int, default=10)
@@ -174,16 +235,16 @@ def main(argv=None):
         name = s['name']
         sq = [r['seqdbr'][name] for r in rounds]
         gm = [r['gemm'][name] for r in rounds]
-        res = {'x': s['x'], 'W': s['w'], 'pad': s['pad'], 'grad_x': s['grad_x'],
-               'seqdbr_ms_per_step': round(1e3 * common.median(sq), 3),
+        res = {k: s[k] for k in ('x', 'w', 'pad', 'grad_x', 'model', 'batch') if k in s}
+        res.update({'seqdbr_ms_per_step': round(1e3 * common.median(sq), 3),
                'gemm_ms_per_step': round(1e3 * common.median(gm), 3),
                'gemm_gflops_per_s': round(gemms[name][1] / common.median(gm) / 1e9, 2),
                'ratio_to_gemm_limit': round(common.median([g / q for g, q in zip(gm, sq)]), 3),
-               'seqdbr_samples_per_s': round(s['x'][0] / common.median(sq), 1)}
+               'seqdbr_samples_per_s': round(_batch(s) / common.median(sq), 1)})
         if args.torch:
             tq = [r['torch'][name] for r in rounds]
             res['torch_ms_per_step'] = round(1e3 * common.median(tq), 3)
-            res['torch_samples_per_s'] = round(s['x'][0] / common.median(tq), 1)
+            res['torch_samples_per_s'] = round(_batch(s) / common.median(tq), 1)
             res['throughput_ratio_vs_torch'] = round(
                 common.median([t / q for t, q in zip(tq, sq)]), 3)
         results[name] = res

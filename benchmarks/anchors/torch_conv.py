@@ -31,7 +31,32 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import common  # noqa: E402
 
 
+def make_model_step(shape, seed):
+    """One training step of the MNIST CNN (as seqdbr.examples.mnist.CNN(128)) with Adam."""
+    torch.manual_seed(seed)
+    nn = torch.nn
+    model = nn.Sequential(nn.Unflatten(1, (1, 28, 28)), nn.Conv2d(1, 32, 5), nn.ReLU(),
+                          nn.MaxPool2d(2), nn.Conv2d(32, 64, 5), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Flatten(), nn.Linear(1024, 128), nn.ReLU(), nn.Linear(128, 10))
+    opt = torch.optim.Adam(model.parameters())
+    rng = numpy.random.default_rng(seed)
+    x = torch.from_numpy(rng.random((shape['batch'], 784), dtype=numpy.float32))
+    t = torch.from_numpy(rng.integers(0, 10, shape['batch']))
+
+    def step():
+        y = model(x)
+        loss = torch.nn.functional.cross_entropy(y, t)
+        with torch.no_grad():
+            (y.argmax(1) == t).float().mean()   # accuracy, as L.Classifier reports it
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return step
+
+
 def make_step(shape, seed):
+    if 'model' in shape:
+        return make_model_step(shape, seed)
     g = torch.Generator().manual_seed(seed)
     x = torch.rand(shape['x'], generator=g, requires_grad=bool(shape['grad_x']))
     W = (torch.rand(shape['w'], generator=g) * 0.1).requires_grad_()
