@@ -12,7 +12,7 @@ with ``xpad`` the zero-padded input and ``g(o) = o // (O / G)`` the group of out
 
 How it is computed (CPU and GPU alike, through the array module of the inputs): the
 padded input's windows are a strided view (no copy), copied once into the column matrix
-``col`` of shape ``(C kh kw, B oh ow)``; then ``y = W2 @ col`` is ONE matrix product
+``col`` of shape ``(C kh kw, oh ow B)``; then ``y = W2 @ col`` is ONE matrix product
 (``W2 = W.reshape(O, C/G kh kw)``; with groups, one batched product over the groups). The
 backward pass is two more products, ``gW = gy2 @ col^T`` and ``gcol = W2^T @ gy2``, and a
 scatter of ``gcol`` back onto the input that loops over the ``kh kw`` kernel offsets (never
@@ -23,8 +23,9 @@ as in cuda-convnet), so the product is the output ``(B, O, oh, ow)`` as a transp
 with the batch axis innermost in memory, with no copy. Element-wise ops keep that layout,
 pooling preserves it, and the next convolution's ``col`` copy and its backward's
 ``_rows(gy)`` then read contiguous runs; the col2im adds run over ``ow B`` contiguous
-elements instead of ``ow``, 7x faster at MNIST sizes. Only the first layer's input
-(ordinary C order) pays a strided gather. NumPy and CuPy ops accept any strides.
+elements instead of ``ow``, 7x faster at MNIST sizes. An input in ordinary C order (the
+first layer's data) is transposed once before the gather. NumPy and CuPy ops accept any
+strides. Memory: the node keeps ``col`` (``C kh kw x oh ow B`` elements) for ``gW``.
 """
 import numbers
 
