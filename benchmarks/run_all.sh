@@ -24,11 +24,13 @@ CHARLM=(--windows 20 --warmup 3)
 MLP=()
 OVERHEAD=()
 SAMPLING=()
+CONV=()
 if [ "${1:-}" = "--quick" ]; then
     CHARLM=(--windows 3 --warmup 2)
     MLP=(--steps 5 --repeats 3 --warmup 3)
     OVERHEAD=(--repeats 3)
     SAMPLING=(--length 100 --repeats 2)
+    CONV=(--steps 2 --repeats 2 --warmup 1)
 fi
 THREAD_ARGS=()
 if [ -n "${THREADS:-}" ]; then
@@ -67,6 +69,8 @@ if venv_ok "$TORCH_PY" torch; then
         "${THREAD_ARGS[@]}"
     run torch_sampling "$TORCH_PY" benchmarks/anchors/torch_sampling.py "${SAMPLING[@]}" \
         "${THREAD_ARGS[@]}"
+    # seqdbr and the torch anchor interleaved in one run (conv.py drives the anchor)
+    run conv "$PY" benchmarks/conv.py "${CONV[@]}" --torch "$TORCH_PY" "${THREAD_ARGS[@]}"
 else
     echo "-- skipping the PyTorch anchors: $TORCH_PY cannot import torch" >&2
 fi

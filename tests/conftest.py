@@ -9,7 +9,9 @@ import pathlib
 import numpy
 import pytest
 
-SHARED_DATA = pathlib.Path(__file__).resolve().parents[1].parent / 'shared' / 'data'
+SHARED_DATA = pathlib.Path(os.environ.get('SEQDBR_SHARED_DATA') or
+                           pathlib.Path(__file__).resolve().parents[1].parent / 'shared' / 'data')
+# (SEQDBR_SHARED_DATA: another location of the real-data folder, e.g. from a git worktree)
 
 
 def pytest_configure(config):

@@ -56,8 +56,8 @@ from seqdbr.training import (IntervalTrigger, NpzSnapshotFormat, StandardUpdater
                              Trainer, classifier_metrics, read_jsonl)
 from seqdbr.training import extensions as E
 
-__all__ = ['MLP', 'MnistConfig', 'MnistRun', 'LOG_KEYS', 'LOG_FIELDS', 'CHECKPOINT', 'LOG',
-           'GRAPH', 'load_data', 'build', 'build_trainer', 'train']
+__all__ = ['MLP', 'CNN', 'ARCHS', 'MnistConfig', 'MnistRun', 'LOG_KEYS', 'LOG_FIELDS',
+           'CHECKPOINT', 'LOG', 'GRAPH', 'load_data', 'build', 'build_trainer', 'train']
 
 CHECKPOINT = 'checkpoint.npz'
 LOG = 'log.jsonl'
@@ -93,6 +93,52 @@ class MLP(L.Chain):
         return self.l3(h)
 
 
+class CNN(L.Chain):
+    """Two convolution + max-pooling blocks and two linear layers (LeNet-5 style, LeCun et
+    al. 1998, with ReLU and max pooling):
+
+        (N, 1, 28, 28) -> Conv 5x5 (c1) -> ReLU -> MaxPool 2 -> (N, c1, 12, 12)
+                       -> Conv 5x5 (c2) -> ReLU -> MaxPool 2 -> (N, c2, 4, 4)
+                       -> Linear(c2 * 16, n_units) -> ReLU -> Linear(n_units, n_out)
+
+    Args:
+        n_units (int): width of the hidden linear layer.
+        n_out (int): number of classes.
+        n_in (int): input features, a square image of ``side * side`` pixels (784).
+        channels (pair of int): output channels of the two convolutions.
+
+    Call:
+        ``x`` float32 ``(N, n_in)`` (flat images, as the MLP takes them) or
+        ``(N, 1, side, side)`` -> logits ``(N, n_out)``.
+
+    Raises:
+        ValueError: ``n_in`` is not a square number of at least 16 * 16 pixels.
+    """
+
+    def __init__(self, n_units=128, n_out=10, n_in=784, channels=(32, 64)):
+        super().__init__()
+        side = math.isqrt(n_in)
+        if side * side != n_in or side < 16:
+            raise ValueError('CNN: n_in=%d must be a square image of at least 16 x 16 pixels '
+                             '(MNIST: 784 = 28 x 28)' % n_in)
+        self.side = side
+        with self.init_scope():
+            self.conv1 = L.Convolution2D(1, channels[0], 5)
+            self.conv2 = L.Convolution2D(channels[0], channels[1], 5)
+            self.l1 = L.Linear(None, n_units)
+            self.l2 = L.Linear(n_units, n_out)
+
+    def forward(self, x):
+        if x.ndim == 2:
+            x = F.reshape(x, (x.shape[0], 1, self.side, self.side))
+        h = F.max_pooling_2d(F.relu(self.conv1(x)), 2)
+        h = F.max_pooling_2d(F.relu(self.conv2(h)), 2)
+        return self.l2(F.relu(self.l1(h)))
+
+
+ARCHS = ('mlp', 'cnn')
+
+
 @dataclasses.dataclass
 class MnistConfig:
     """Settings of one training run (the script's options).
@@ -116,6 +162,8 @@ class MnistConfig:
             stopped mid-epoch resumes exactly).
         progress (bool): show a tqdm progress bar (stderr).
         verbose (bool): print one table row per epoch (stdout).
+        arch (str): ``'mlp'`` (:class:`MLP`, ``units`` wide) or ``'cnn'`` (:class:`CNN`
+            with a hidden linear layer ``units`` wide; ``units=128`` is its usual size).
     """
     epochs: int = 20
     units: int = 1000
@@ -132,9 +180,12 @@ class MnistConfig:
     max_iters: int = None
     progress: bool = True
     verbose: bool = True
+    arch: str = 'mlp'
 
     def validate(self):
         """Raise ValueError on an impossible setting (the message names the option)."""
+        if self.arch not in ARCHS:
+            raise ValueError('--arch must be one of %s, got %r' % (', '.join(ARCHS), self.arch))
         for name in ('epochs', 'units', 'batchsize'):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -209,8 +260,8 @@ def build(config, n_in=784):
     same initial model.
 
     Returns:
-        (model, optimizer): ``L.Classifier(MLP(units, 10, n_in))`` and ``Adam(alpha)``
-        already set up on it.
+        (model, optimizer): ``L.Classifier(MLP(units, 10, n_in))`` (``CNN`` for
+        ``arch='cnn'``) and ``Adam(alpha)`` already set up on it.
 
     Raises:
         RuntimeError: ``device`` is a GPU but CuPy/CUDA is not usable.
@@ -220,7 +271,8 @@ def build(config, n_in=784):
         raise RuntimeError('--device %s needs CuPy and a CUDA GPU, which are not available '
                            'here; use --device cpu' % config.device)
     seqdbr.seed(config.seed)
-    model = L.Classifier(MLP(config.units, 10, n_in))
+    net = CNN if config.arch == 'cnn' else MLP
+    model = L.Classifier(net(config.units, 10, n_in))
     model.to_device(device)
     opt = optimizers.Adam(alpha=config.alpha)
     opt.setup(model)
@@ -243,7 +295,7 @@ def _loss_fn(model, graph_path):
 
 
 def _settings(config, n_in, n_train):
-    return {'--units': config.units, '--batchsize': config.batchsize,
+    return {'--arch': config.arch, '--units': config.units, '--batchsize': config.batchsize,
             'the input size': n_in, '--train-size': n_train}
 
 
@@ -315,6 +367,10 @@ def train(config, data=None):
 
 def describe(config):
     """One line naming the run's settings (printed by the script)."""
-    return ('MNIST MLP 784-%d-%d-10, Adam(alpha=%g), batch %d, %d epochs, device %s, seqdbr %s'
-            % (config.units, config.units, config.alpha, config.batchsize, config.epochs,
-               config.device, seqdbr.__version__))
+    if config.arch == 'cnn':
+        model = 'CNN conv5x5(32)-pool-conv5x5(64)-pool-%d-10' % config.units
+    else:
+        model = 'MLP 784-%d-%d-10' % (config.units, config.units)
+    return ('MNIST %s, Adam(alpha=%g), batch %d, %d epochs, device %s, seqdbr %s'
+            % (model, config.alpha, config.batchsize, config.epochs, config.device,
+               seqdbr.__version__))

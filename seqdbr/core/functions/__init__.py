@@ -11,3 +11,6 @@ from seqdbr.core.functions.loss import *  # noqa: F401,F403
 from seqdbr.core.functions.noise import *  # noqa: F401,F403
 from seqdbr.core.functions.evaluation import *  # noqa: F401,F403
 from seqdbr.core.functions.attention import *  # noqa: F401,F403
+from seqdbr.core.functions.convolution import *  # noqa: F401,F403
+from seqdbr.core.functions.pooling import *  # noqa: F401,F403
+from seqdbr.core.functions.normalization import *  # noqa: F401,F403
