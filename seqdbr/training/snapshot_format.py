@@ -34,9 +34,11 @@ def model_signature(model):
             for name, p in sorted(model.namedparams()) if p.array is not None}
 
 
-def _describe_diff(mine, theirs):
+def _describe_diff(mine, theirs, lazy=()):
     parts = []
     for k in sorted(set(mine) | set(theirs)):
+        if k in lazy:
+            continue
         if k not in theirs:
             parts.append('%s only in this model' % k)
         elif k not in mine:
@@ -139,11 +141,14 @@ class NpzSnapshotFormat:
         if not isinstance(theirs, dict):
             raise SnapshotError('%s: the snapshot does not describe its model; the file is '
                                 'damaged' % path)
+        lazy = {n for n, p in trainer.updater.model.namedparams() if p.array is None}
+        unknown = set(theirs) - set(mine) - lazy          # a lazy parameter takes any shape
+        missing = set(mine) - set(theirs)
         common = {k: v for k, v in theirs.items() if k in mine}
-        if set(theirs) != set(mine) and mine or common != {k: mine[k] for k in common}:
+        if unknown or missing or common != {k: mine[k] for k in common}:
             raise SnapshotError('%s holds another model than this program built (%s); build the '
                                 'same model (same sizes and layers) to resume it'
-                                % (path, _describe_diff(mine, theirs)))
+                                % (path, _describe_diff(mine, theirs, lazy)))
 
     def load(self, trainer, path):
         path = os.fspath(path)
