@@ -25,15 +25,17 @@ accuracy after every epoch); it is meant to move onto ``seqdbr.training``'s Trai
 """
 import dataclasses
 import os
-import time
 
 import numpy
 
+import seqdbr
 import seqdbr.functions as F
 import seqdbr.links as L
 from seqdbr import optimizers
-from seqdbr.core import initializers
 from seqdbr.core.config import using_config
+from seqdbr.datasets import SerialIterator
+from seqdbr.training import StandardUpdater, Trainer
+from seqdbr.training import extensions as E
 
 __all__ = ['CharCNN', 'TextDataset', 'CharCNNConfig', 'LANGUAGES', 'load_language_lines',
            'synthetic_task', 'build_vocab', 'encode', 'train', 'evaluate']
@@ -214,43 +216,58 @@ def evaluate(model, data, vocab, batchsize=256):
     return correct / max(len(data), 1)
 
 
+def _examples(data, vocab):
+    """``data`` as a list of ``(ids row, label)`` examples for the iterator (the converter
+    pads each batch to its longest line)."""
+    ids, lengths = encode(data.lines, vocab)
+    return [(ids[i, :max(int(lengths[i]), 1)], int(lengths[i]), int(data.labels[i]))
+            for i in range(len(data))]
+
+
+def _convert(batch, device=None):
+    """Pad a batch of ``(ids, length, label)`` with -1 to its longest row, as :func:`encode`
+    does: ``(ids (B, T), lengths (B,), labels (B,))``, int32."""
+    ids = numpy.full((len(batch), max(len(x) for x, _, _ in batch)), -1, numpy.int32)
+    for i, (x, _, _) in enumerate(batch):
+        ids[i, :len(x)] = x
+    return (ids, numpy.array([n for _, n, _ in batch], dtype=numpy.int32),
+            numpy.array([t for _, _, t in batch], dtype=numpy.int32))
+
+
+
+def _loss_fn(model):
+    def loss_fn(ids, lengths, t):
+        y = model(ids, lengths)
+        return F.softmax_cross_entropy(y, t), {'accuracy': F.accuracy(y, t)}
+    return loss_fn
+
+
+#: Observation -> log field.
+LOG_FIELDS = {'loss': 'train_loss', 'accuracy': 'train_accuracy',
+              'test/accuracy': 'test_accuracy'}
+
+
 def train(config, train_set, test_set):
-    """Train a :class:`CharCNN` on ``train_set``; test accuracy after every epoch.
+    """Train a :class:`CharCNN` on ``train_set`` with the :class:`~seqdbr.training.Trainer`
+    (a ``StandardUpdater`` over shuffled minibatches, Adam); test accuracy after every epoch.
 
     Returns:
-        dict: ``model``, ``vocab``, ``log`` (one dict per epoch: ``epoch``, ``train_loss``,
-        ``train_accuracy``, ``test_accuracy``, ``seconds``).
+        dict: ``model``, ``vocab``, ``log`` (one dict per epoch: ``iteration``, ``epoch``,
+        ``train_loss``, ``train_accuracy`` (example-weighted means over the epoch),
+        ``test_accuracy``, ``time``).
     """
-    initializers.set_seed(config.seed)
-    F.set_dropout_seed(config.seed)
+    seqdbr.seed(config.seed)
     vocab = build_vocab(train_set.lines)
     model = CharCNN(len(vocab) + 2, len(train_set.classes), config.n_embed, config.n_filters,
                     config.widths, config.dropout)
     opt = optimizers.Adam(alpha=config.alpha).setup(model)
-    rng = numpy.random.default_rng(config.seed)
-    log = []
-    for epoch in range(1, config.epochs + 1):
-        t0 = time.perf_counter()
-        order = rng.permutation(len(train_set))
-        loss_sum = acc_sum = 0.0
-        for i in range(0, len(order), config.batchsize):
-            sel = order[i:i + config.batchsize]
-            ids, lengths = encode([train_set.lines[j] for j in sel], vocab)
-            t = train_set.labels[sel]
-            y = model(ids, lengths)
-            loss = F.softmax_cross_entropy(y, t)
-            model.cleargrads()
-            loss.backward()
-            opt.update()
-            loss_sum += float(loss.array) * len(sel)
-            acc_sum += float((y.array.argmax(axis=1) == t).sum())
-        rec = {'epoch': epoch, 'train_loss': loss_sum / len(order),
-               'train_accuracy': acc_sum / len(order),
-               'test_accuracy': evaluate(model, test_set, vocab),
-               'seconds': time.perf_counter() - t0}
-        log.append(rec)
-        if config.verbose:
-            print('epoch %d  train loss %.4f acc %.4f  test acc %.4f  (%.1f s)'
-                  % (epoch, rec['train_loss'], rec['train_accuracy'], rec['test_accuracy'],
-                     rec['seconds']), flush=True)
-    return {'model': model, 'vocab': vocab, 'log': log}
+    it = SerialIterator(_examples(train_set, vocab), config.batchsize, seed=config.seed)
+    trainer = Trainer(StandardUpdater(it, opt, _loss_fn(model), converter=_convert),
+                      stop_trigger=(config.epochs, 'epoch'), out=None, program='charcnn')
+    trainer.extend(E.Evaluator(_examples(test_set, vocab), _loss_fn(model), batch_size=256,
+                               converter=_convert, prefix='test/'), trigger=(1, 'epoch'))
+    log = trainer.extend(E.LogReport(LOG_FIELDS, trigger=(1, 'epoch'), filename=None))
+    if config.verbose:
+        trainer.extend(E.PrintReport(['loss', 'accuracy', 'test/accuracy']))
+    trainer.run()
+    return {'model': model, 'vocab': vocab, 'log': log.log}
