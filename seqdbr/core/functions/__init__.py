@@ -10,3 +10,4 @@ from seqdbr.core.functions.connection import *  # noqa: F401,F403
 from seqdbr.core.functions.loss import *  # noqa: F401,F403
 from seqdbr.core.functions.noise import *  # noqa: F401,F403
 from seqdbr.core.functions.evaluation import *  # noqa: F401,F403
+from seqdbr.core.functions.layer_normalization import *  # noqa: F401,F403
