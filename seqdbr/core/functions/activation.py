@@ -451,6 +451,8 @@ class GELU(FunctionNode):
 
     def forward(self, inputs):
         x = inputs[0]
+        if x.ndim == 0:                   # 0-d arithmetic gives NumPy scalars: work on (1,)
+            return (self.forward((x.reshape(1),))[0].reshape(()),)
         xp = backend.get_array_module(x)
         if self.approximate:
             u = x * x
@@ -470,7 +472,8 @@ class GELU(FunctionNode):
         return (y,)
 
     def backward(self, indexes, grad_outputs):
-        x = self.inputs[0].array
+        x = self.inputs[0].array.reshape(-1) if self.inputs[0].ndim == 0 else \
+            self.inputs[0].array
         xp = backend.get_array_module(x)
         gy = grad_outputs[0]
         if self.approximate:
@@ -493,7 +496,7 @@ class GELU(FunctionNode):
             d *= _INV_SQRT_2PI
             d += self.aux
         d *= gy
-        return (d,)
+        return (d.reshape(gy.shape),)
 
 
 def gelu(x, approximate='none'):
@@ -524,9 +527,10 @@ def gelu(x, approximate='none'):
 class Swish(FunctionNode):
     def forward(self, inputs):
         x, beta = inputs
-        s = _sigmoid_array(x * beta)
+        xp = backend.get_array_module(x)
+        s = _sigmoid_array(xp.multiply(x, beta, out=xp.empty(x.shape, x.dtype)))
         self.s = s
-        return (x * s,)
+        return (xp.multiply(x, s, out=xp.empty_like(s)),)
 
     def backward(self, indexes, grad_outputs):
         # y = x s(bx):  dy/dx = s + b x s (1 - s),  dy/db = x^2 s (1 - s)

@@ -58,6 +58,11 @@ class LayerNormalization(Link):
                                  '%s (needs a non-empty last axis)' % (getattr(x, 'shape', None),))
             self.gamma.initialize((n,), xp=self.xp)
             self.beta.initialize((n,), xp=self.xp)
+        N = self.gamma.array.shape[0]
+        if getattr(x, 'ndim', 0) and x.shape[-1] != N:
+            raise ValueError('LayerNormalization: the input of shape %s has %d features on its '
+                             'last axis but this layer normalizes size=%d'
+                             % (x.shape, x.shape[-1], N))
         return layer_normalization(x, self.gamma, self.beta, self.eps)
 
     def repr_args(self):
