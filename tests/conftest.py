@@ -9,7 +9,8 @@ import pathlib
 import numpy
 import pytest
 
-SHARED_DATA = pathlib.Path(__file__).resolve().parents[1].parent / 'shared' / 'data'
+SHARED_DATA = pathlib.Path(os.environ.get('SEQDBR_SHARED_DATA') or
+                           pathlib.Path(__file__).resolve().parents[1].parent / 'shared' / 'data')
 
 
 def pytest_configure(config):
@@ -32,7 +33,8 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope='session')
 def shared_data():
-    """Path to ``../shared/data`` (real corpora and MNIST); skips the test when absent."""
+    """Path to ``../shared/data`` (real corpora and MNIST; ``$SEQDBR_SHARED_DATA`` overrides
+    it, e.g. for a git worktree elsewhere); skips the test when absent."""
     if not SHARED_DATA.is_dir():
         pytest.skip('real data folder %s is absent (it lies beside the project root in the '
                     'development workplace)' % SHARED_DATA)
