@@ -38,15 +38,17 @@ def serve(window, warmup):
 
 
 def run_round_robin(workers, rounds, per_turn, env=None):
-    """Driver side. ``workers``: list of ``(name, argv)``. Starts them all, waits until each
-    is ready, then for ``rounds`` rounds asks each in order for ``per_turn`` windows.
+    """Driver side. ``workers``: list of ``(name, argv)`` or ``(name, argv, env)`` (a
+    worker's own environment; default ``env``). Starts them all, waits until each is ready,
+    then for ``rounds`` rounds asks each in order for ``per_turn`` windows.
 
     Returns ``{name: {'wall': [...], 'cpu': [...]}}`` (seconds per window)."""
     procs = []
     try:
-        for name, argv in workers:
-            p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
-                                 text=True)
+        for w in workers:
+            name, argv = w[:2]
+            p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 env=w[2] if len(w) > 2 else env, text=True)
             procs.append((name, p))
             line = p.stdout.readline().strip()     # warm-up done, one at a time
             if line != 'ready':

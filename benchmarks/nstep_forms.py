@@ -19,7 +19,10 @@ The PyTorch anchor (``anchors/torch_nstep_forms.py``, run with ``--torch-python`
 runs in its own worker process; the driver asks the workers in turn for ``--per-turn``
 windows, ``--rounds`` times, so all see the same machine load (``interleave.py``).
 Reported: median tokens/s (wall) and from process CPU time, and per H the ratio of each
-seqdbr form to PyTorch ``padded`` (``varlen`` also to ``packed``) in the same run.
+seqdbr form to PyTorch ``padded`` (``varlen`` also to ``packed``) in the same run, and
+the OpenBLAS kernel set NumPy uses in the seqdbr workers (``--seqdbr-openblas-coretype``:
+the development machine's environment pins ``OPENBLAS_CORETYPE=Haswell``, AVX2, while
+PyTorch's oneDNN/MKL use AVX-512 there; ``auto`` lets OpenBLAS detect the CPU).
 
     python benchmarks/nstep_forms.py [--sizes 128 512 650] [--forms 3d list embed]
         [--rounds 7] [--per-turn 2] [--threads 1] [--torch-python PATH]
@@ -103,6 +106,26 @@ def worker(args):
     interleave.serve(window, args.warmup)
 
 
+def openblas_core(env):
+    """The kernel set NumPy's OpenBLAS picks in a child process with ``env`` (its
+    ``*_get_corename`` function; 'unknown' for other BLAS libraries)."""
+    import subprocess
+    code = ('import ctypes, glob, os, numpy\n'
+            'libs = glob.glob(os.path.join(os.path.dirname(numpy.__file__), os.pardir, '
+            '"numpy.libs", "*openblas*"))\n'
+            'name = "unknown"\n'
+            'for lib in libs:\n'
+            '    dll = ctypes.CDLL(lib)\n'
+            '    for sym in ("scipy_openblas_get_corename64_", "openblas_get_corename"):\n'
+            '        f = getattr(dll, sym, None)\n'
+            '        if f is not None:\n'
+            '            f.restype = ctypes.c_char_p\n'
+            '            name = f().decode()\n'
+            'print(name)\n')
+    out = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True)
+    return out.stdout.strip() or 'unknown'
+
+
 def add_args(p):
     p.add_argument('--sizes', type=int, nargs='+', default=[128, 512, 650])
     p.add_argument('--batchsize', type=int, default=50)
@@ -123,6 +146,10 @@ def main(argv=None):
     p.add_argument('--per-turn', type=int, default=2, help='windows per worker per round')
     p.add_argument('--threads', type=int, default=1,
                    help='BLAS/OpenMP threads of every worker (torch.set_num_threads too)')
+    p.add_argument('--seqdbr-openblas-coretype', default='inherit',
+                   help="OPENBLAS_CORETYPE of the seqdbr workers: 'inherit' (default: as "
+                        "this process), 'auto' (unset: OpenBLAS detects the CPU), or a core "
+                        "name such as Haswell or SkylakeX")
     p.add_argument('--torch-python', default=DEFAULT_TORCH,
                    help='interpreter with torch for the anchor ("" to skip it)')
     p.add_argument('--worker', nargs=2, metavar=('FORM', 'H'), help=argparse.SUPPRESS)
@@ -132,6 +159,11 @@ def main(argv=None):
 
     import seqdbr
     env = common.thread_env(args.threads)
+    seq_env = dict(env)
+    if args.seqdbr_openblas_coretype == 'auto':
+        seq_env.pop('OPENBLAS_CORETYPE', None)
+    elif args.seqdbr_openblas_coretype != 'inherit':
+        seq_env['OPENBLAS_CORETYPE'] = args.seqdbr_openblas_coretype
     torch_forms = args.torch_forms or (['padded', 'packed'] if 'varlen' in args.forms
                                        else ['padded'])
     have_torch = bool(args.torch_python) and os.path.exists(args.torch_python)
@@ -146,7 +178,7 @@ def main(argv=None):
     results = []
     for H in args.sizes:
         workers = [('seqdbr/' + f, [sys.executable, os.path.abspath(__file__), '--worker', f,
-                                    str(H)] + shared) for f in args.forms]
+                                    str(H)] + shared, seq_env) for f in args.forms]
         if have_torch:
             workers += [('torch/' + f, [args.torch_python, anchor, '--worker', f, str(H),
                                         '--threads', str(args.threads)] + shared)
@@ -180,6 +212,8 @@ def main(argv=None):
             [args.torch_python, '-c', 'import torch; print(torch.__version__)'],
             capture_output=True, text=True).stdout.strip()
     common.emit({'benchmark': 'nstep_forms', 'batchsize': args.batchsize, 'bptt': args.bptt,
+                 'seqdbr_openblas_coretype': seq_env.get('OPENBLAS_CORETYPE', 'unset (auto)'),
+                 'seqdbr_openblas_core': openblas_core(seq_env),
                  'vocab': args.vocab, 'layers': N_LAYERS, 'rounds': args.rounds,
                  'per_turn': args.per_turn,
                  'machine': common.machine_info(versions, env, args.threads),

@@ -246,10 +246,13 @@ class _UnpackSequences(FunctionNode):
         plan = self.plan
         xp = backend.get_array_module(*[g for g in grad_outputs if g is not None])
         F = self.F
+        complete = all(g is not None for g in grad_outputs)
         if plan.equal:
             if self.as_3d:
                 g = grad_outputs[0]
                 return (xp.ascontiguousarray(g.transpose(1, 0, 2)).reshape(plan.N, F),)
+            if complete:    # one C-level join instead of B strided copies
+                return (xp.stack(grad_outputs, axis=1).reshape(plan.N, F),)
             g3 = xp.empty((plan.T, plan.B, F), dtype=self.dtype)
             for b, g in enumerate(grad_outputs):
                 if g is None:
@@ -257,6 +260,8 @@ class _UnpackSequences(FunctionNode):
                 else:
                     g3[:, b] = g
             return (g3.reshape(plan.N, F),)
+        if complete:
+            return (xp.concatenate(grad_outputs, axis=0).take(plan.index('pack', xp), axis=0),)
         gcat = xp.empty((plan.N, F), dtype=self.dtype)
         start = 0
         for n, g in zip(plan.lengths, grad_outputs):
