@@ -1,7 +1,8 @@
 """Public face of every link: ``import seqdbr.links as L``.
 
 ``L.Link``, ``L.Chain``, ``L.ChainList`` (base classes), ``L.Linear``, ``L.EmbedID``,
-``L.Classifier``, and the recurrent links of ``seqdbr.rnn.links``.
+``L.LayerNormalization``, ``L.Classifier``, ``L.Sequential``, and the recurrent links of
+``seqdbr.rnn.links``.
 """
 from seqdbr.core.link import Link, Chain, ChainList  # noqa: F401
 from seqdbr.core.links import *  # noqa: F401,F403
