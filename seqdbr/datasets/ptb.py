@@ -18,7 +18,6 @@ Ids are ``numpy.int32`` (the label dtype of ``F.softmax_cross_entropy`` and
 raises :class:`seqdbr.datasets.corpora.CorpusError` with the byte offset and the fix.
 """
 import collections
-import os
 import pathlib
 
 import numpy

@@ -1568,6 +1568,6 @@ _fill_doc(n_step_rnn, 'K', '', '(one block)', 'RNN', False, False)
 _fill_doc(n_step_birnn, 'K', '', '(one block)', 'RNN', True, False)
 for _f in (n_step_rnn, n_step_birnn):
     _f.__doc__ = _f.__doc__.replace(
-        '\n    Returns:', "        activation (str): ``'tanh'`` (default) or ``'relu'`` (ValueError "
-        "otherwise).\n\n    Returns:", 1)
+        '\n    Returns:', "        activation (str): ``'tanh'`` (default) or ``'relu'`` "
+        "(ValueError otherwise).\n\n    Returns:", 1)
 _fill_doc(n_step_bigru, 'K', 3, '[r | z | n]', 'GRU', True, False)

@@ -194,7 +194,8 @@ def test_gelu_float32_and_errors(xp):
         F.gelu(xp.zeros(2, dtype=numpy.int32))
 
 
-@pytest.mark.parametrize('shape,beta_shape', [((3, 4), None), ((), None), ((3, 4), (4,)), ((1, 1), (1,)),
+@pytest.mark.parametrize('shape,beta_shape', [((3, 4), None), ((), None), ((3, 4), (4,)),
+                                              ((1, 1), (1,)),
                                               ((2, 3, 2), (3, 2)), ((0, 3), (3,))])
 def test_swish(xp, shape, beta_shape):
     x = _u(xp, shape, -3, 3)
@@ -238,7 +239,8 @@ def test_matmul_transposed(xp, sa, sb, ta, tb):
 
 
 def test_matmul_transposed_error_names_shapes(xp):
-    with pytest.raises(ValueError, match=r'\(3, 4\) \(transposed\) and \(3, 4\) \(transposed\) are not'):
+    with pytest.raises(ValueError,
+                       match=r'\(3, 4\) \(transposed\) and \(3, 4\) \(transposed\) are not'):
         F.matmul(xp.zeros((3, 4)), xp.zeros((3, 4)), transa=True, transb=True)
 
 

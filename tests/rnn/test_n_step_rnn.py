@@ -8,9 +8,7 @@ import pytest
 import seqdbr
 import seqdbr.functions as F
 import seqdbr.links as L
-from seqdbr.core import backend
 from seqdbr.core.config import using_config
-from seqdbr.core.variable import Variable
 from seqdbr.gradient_check import check_backward, assert_allclose
 
 pytestmark = pytest.mark.usefixtures('cpu_path')
