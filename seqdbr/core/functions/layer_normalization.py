@@ -11,7 +11,6 @@ with means over the normalized (last) axis.
 """
 import numbers
 
-
 from seqdbr.core import backend
 from seqdbr.core.function_node import FunctionNode
 from seqdbr.core.functions.activation import _float_array
