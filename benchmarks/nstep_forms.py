@@ -150,6 +150,10 @@ def main(argv=None):
                    help="OPENBLAS_CORETYPE of the seqdbr workers: 'inherit' (default: as "
                         "this process), 'auto' (unset: OpenBLAS detects the CPU), or a core "
                         "name such as Haswell or SkylakeX")
+    p.add_argument('--torch-env', nargs='*', default=[], metavar='KEY=VALUE',
+                   help='extra environment of the PyTorch workers, e.g. ONEDNN_MAX_CPU_ISA=AVX2 '
+                        'ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 (same ISA as an '
+                        'AVX2 OpenBLAS)')
     p.add_argument('--torch-python', default=DEFAULT_TORCH,
                    help='interpreter with torch for the anchor ("" to skip it)')
     p.add_argument('--worker', nargs=2, metavar=('FORM', 'H'), help=argparse.SUPPRESS)
@@ -160,6 +164,8 @@ def main(argv=None):
     import seqdbr
     env = common.thread_env(args.threads)
     seq_env = dict(env)
+    torch_env = dict(env)
+    torch_env.update(kv.split('=', 1) for kv in args.torch_env)
     if args.seqdbr_openblas_coretype == 'auto':
         seq_env.pop('OPENBLAS_CORETYPE', None)
     elif args.seqdbr_openblas_coretype != 'inherit':
@@ -181,7 +187,7 @@ def main(argv=None):
                                     str(H)] + shared, seq_env) for f in args.forms]
         if have_torch:
             workers += [('torch/' + f, [args.torch_python, anchor, '--worker', f, str(H),
-                                        '--threads', str(args.threads)] + shared)
+                                        '--threads', str(args.threads)] + shared, torch_env)
                         for f in torch_forms]
         sys.stderr.write('nstep_forms: H=%d, %d workers, %d rounds\n'
                          % (H, len(workers), args.rounds))
@@ -214,6 +220,7 @@ def main(argv=None):
     common.emit({'benchmark': 'nstep_forms', 'batchsize': args.batchsize, 'bptt': args.bptt,
                  'seqdbr_openblas_coretype': seq_env.get('OPENBLAS_CORETYPE', 'unset (auto)'),
                  'seqdbr_openblas_core': openblas_core(seq_env),
+                 'torch_env': args.torch_env,
                  'vocab': args.vocab, 'layers': N_LAYERS, 'rounds': args.rounds,
                  'per_turn': args.per_turn,
                  'machine': common.machine_info(versions, env, args.threads),
