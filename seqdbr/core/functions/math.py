@@ -671,7 +671,7 @@ def _to_last(xp, a, axes):
 
 
 def _from_last(xp, a, perm, tshape):
-    inv = numpy.argsort(perm)
+    inv = tuple(int(i) for i in numpy.argsort(perm))
     return xp.ascontiguousarray(a.reshape(tshape).transpose(inv))
 
 
