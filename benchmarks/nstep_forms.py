@@ -26,6 +26,7 @@ PyTorch's oneDNN/MKL use AVX-512 there; ``auto`` lets OpenBLAS detect the CPU).
 
     python benchmarks/nstep_forms.py [--sizes 128 512 650] [--forms 3d list embed]
         [--rounds 7] [--per-turn 2] [--threads 1] [--torch-python PATH]
+        [--seqdbr-openblas-coretype auto] [--torch-env ONEDNN_MAX_CPU_ISA=AVX2 ...]
 """
 import argparse
 import os
