@@ -34,7 +34,8 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope='session')
 def shared_data():
-    """Path to ``../shared/data`` (real corpora and MNIST); skips the test when absent."""
+    """Path to ``../shared/data`` (real corpora and MNIST; ``$SEQDBR_SHARED_DATA`` overrides
+    it, e.g. for a git worktree elsewhere); skips the test when absent."""
     if not SHARED_DATA.is_dir():
         pytest.skip('real data folder %s is absent (it lies beside the project root in the '
                     'development workplace)' % SHARED_DATA)

@@ -8,7 +8,9 @@ Stepwise (one time step per call):
 Whole window (all time steps of a batch of variable-length sequences in one call, the fast
 path for training):
 
-* :class:`NStepLSTM`, :class:`NStepBiLSTM`, :class:`NStepGRU`, :class:`NStepBiGRU`.
+* :class:`NStepLSTM`, :class:`NStepBiLSTM`, :class:`NStepGRU`, :class:`NStepBiGRU`,
+  :class:`NStepRNNTanh`, :class:`NStepRNNReLU`, :class:`NStepBiRNNTanh`,
+  :class:`NStepBiRNNReLU` (plain Elman RNNs, one bias ``b`` per layer like the LSTM).
 
 Parameter layout (PyTorch/cuDNN weight layout; gate blocks ``[i | f | g | o]`` for the
 LSTM and ``[r | z | n]`` for the GRU, ``H = out_size``)::
@@ -48,10 +50,12 @@ from seqdbr.core.variable import Parameter, Variable, as_variable
 from seqdbr.rnn.embed_project import embed_project
 from seqdbr.rnn.gru import gru_cell
 from seqdbr.rnn.lstm import lstm
-from seqdbr.rnn.n_step import n_step_lstm, n_step_bilstm, n_step_gru, n_step_bigru
+from seqdbr.rnn.n_step import (n_step_lstm, n_step_bilstm, n_step_gru, n_step_bigru,
+                               n_step_rnn, n_step_birnn)
 
 __all__ = ['LSTM', 'StatelessLSTM', 'GRU', 'StatelessGRU', 'StatefulGRU',
-           'NStepLSTM', 'NStepBiLSTM', 'NStepGRU', 'NStepBiGRU']
+           'NStepLSTM', 'NStepBiLSTM', 'NStepGRU', 'NStepBiGRU', 'NStepRNNTanh', 'NStepRNNReLU',
+           'NStepBiRNNTanh', 'NStepBiRNNReLU']
 
 
 def _check_size(cls, name, v, allow_none=False):
@@ -348,7 +352,7 @@ class _RNNLayerParams(Link):
             else:
                 self.W_ih = None
             self.W_hh = Parameter(initializers.get_initializer(initialW), (G, out_size))
-            if gates == 4:
+            if gates != 3:
                 self.b = Parameter(initializers.get_initializer(initial_bias), (G,))
             else:
                 self.b_ih = Parameter(initializers.get_initializer(initial_bias), (G,))
@@ -393,8 +397,10 @@ class _NStepRNNBase(ChainList):
                                dtype=numpy.float32)
                 b[H:2 * H] = 1.0 if forget_bias is None else forget_bias
                 bh = 0.0
-            else:
+            elif self._gates == 3:
                 b = bh = 0.0 if initial_bias is None else initial_bias
+            else:
+                b, bh = 0.0 if initial_bias is None else initial_bias, None
             self.append(_RNNLayerParams(self._gates, layer_in, H, initialW, b, bh,
                                         project=k > 0 or self.project_input))
 
@@ -407,7 +413,7 @@ class _NStepRNNBase(ChainList):
                 self[1].W_ih.initialize((self._gates * self.out_size, in_size), device=self._device)
             self.in_size = int(in_size)
         ws = [[p.W_ih, p.W_hh] for p in self]
-        if self._gates == 4:    # one bias per layer; the function's b_hh slot gets zeros
+        if self._gates != 3:    # one bias per layer; the function's b_hh slot gets zeros
             zero = self.xp.zeros(self[0].b.array.shape, dtype=self[0].b.array.dtype)
             bs = [[p.b, zero] for p in self]
         else:
@@ -633,3 +639,57 @@ class NStepBiGRU(NStepGRU):
     """Bidirectional :class:`NStepGRU` (:func:`seqdbr.functions.n_step_bigru`)."""
     _bi = True
     _fn = staticmethod(n_step_bigru)
+
+
+class NStepRNNTanh(_NStepRNNBase):
+    """Multi-layer Elman RNN ``h_t = tanh(x_t W_ih^T + h_{t-1} W_hh^T + b)`` over whole
+    windows (:func:`seqdbr.functions.n_step_rnn`, the fused path of :class:`NStepLSTM`).
+
+    Args: as :class:`NStepLSTM` without ``forget_bias``; ``project_input=False`` expects
+    ``H`` input features (the layer-0 pre-activations).
+
+    Parameters:
+        child ``k``: ``W_ih`` ``(H, in_k)``, ``W_hh`` ``(H, H)``, one bias ``b`` ``(H,)``
+        (PyTorch's ``nn.RNN`` has ``b_ih + b_hh``; import with their sum).
+
+    Call:
+        ``forward(hx, xs) -> (hy, ys)``; ``forward_embed(hx, ids, W_embed) -> (hy, ys)``,
+        shapes as :class:`NStepGRU`.
+    """
+    _gates = 1
+    _activation = 'tanh'
+    _fn = staticmethod(n_step_rnn)
+
+    def __init__(self, n_layers, in_size, out_size, dropout, initialW=None, initial_bias=None,
+                 project_input=True):
+        super().__init__(n_layers, in_size, out_size, dropout, initialW, initial_bias,
+                         project_input=project_input)
+
+    def forward(self, hx, xs):
+        ws, bs = self._weights(xs)
+        return self._fn(self.n_layers, self.dropout, hx, ws, bs, xs, self._activation)
+
+    def forward_embed(self, hx, ids, W_embed):
+        """``forward(hx, F.embed_id(ids, W_embed))``, computed as in
+        :meth:`NStepLSTM.forward_embed`; returns ``(hy, ys)``."""
+        xs, ws, bs = self._embedded(ids, W_embed)
+        return self._fn(self.n_layers, self.dropout, hx, ws, bs, xs, self._activation)
+
+
+class NStepRNNReLU(NStepRNNTanh):
+    """:class:`NStepRNNTanh` with ``h_t = relu(x_t W_ih^T + h_{t-1} W_hh^T + b)`` (the
+    IRNN of Le et al. 2015 when ``W_hh`` starts as the identity: ``initialW`` applies to
+    every weight, so set ``link[k].W_hh.array[...] = numpy.eye(H)`` after construction)."""
+    _activation = 'relu'
+
+
+class NStepBiRNNTanh(NStepRNNTanh):
+    """Bidirectional :class:`NStepRNNTanh` (:func:`seqdbr.functions.n_step_birnn`): child
+    ``2 * layer + direction``, ``ys`` with ``2H`` features ``[forward | backward]``."""
+    _bi = True
+    _fn = staticmethod(n_step_birnn)
+
+
+class NStepBiRNNReLU(NStepBiRNNTanh):
+    """Bidirectional :class:`NStepRNNReLU`."""
+    _activation = 'relu'

@@ -1,5 +1,5 @@
-"""Whole-window multi-layer LSTM/GRU: ``n_step_lstm``, ``n_step_bilstm``, ``n_step_gru``,
-``n_step_bigru``.
+"""Whole-window multi-layer LSTM/GRU/plain RNN: ``n_step_lstm``, ``n_step_bilstm``,
+``n_step_gru``, ``n_step_bigru``, ``n_step_rnn``, ``n_step_birnn``.
 
 How it is fast
 --------------
@@ -61,7 +61,8 @@ from seqdbr.core.variable import Variable
 from seqdbr.rnn import cpu_kernels, kernels
 from seqdbr.rnn.lstm import _sigmoid_of_negated
 
-__all__ = ['n_step_lstm', 'n_step_bilstm', 'n_step_gru', 'n_step_bigru']
+__all__ = ['n_step_lstm', 'n_step_bilstm', 'n_step_gru', 'n_step_bigru', 'n_step_rnn',
+           'n_step_birnn']
 
 
 # -- packing plan -------------------------------------------------------------------------
@@ -263,10 +264,13 @@ class _UnpackSequences(FunctionNode):
         plan = self.plan
         xp = backend.get_array_module(*[g for g in grad_outputs if g is not None])
         F = self.F
+        complete = all(g is not None for g in grad_outputs)
         if plan.equal:
             if self.as_3d:
                 g = grad_outputs[0]
                 return (xp.ascontiguousarray(g.transpose(1, 0, 2)).reshape(plan.N, F),)
+            if complete:    # one C-level join instead of B strided copies
+                return (xp.stack(grad_outputs, axis=1).reshape(plan.N, F),)
             g3 = xp.empty((plan.T, plan.B, F), dtype=self.dtype)
             for b, g in enumerate(grad_outputs):
                 if g is None:
@@ -274,6 +278,8 @@ class _UnpackSequences(FunctionNode):
                 else:
                     g3[:, b] = g
             return (g3.reshape(plan.N, F),)
+        if complete:
+            return (xp.concatenate(grad_outputs, axis=0).take(plan.index('pack', xp), axis=0),)
         gcat = xp.empty((plan.N, F), dtype=self.dtype)
         start = 0
         for n, g in zip(plan.lengths, grad_outputs):
@@ -1041,11 +1047,96 @@ def _gru_backward_gpu(saved, X, W_ih, W_hh, plan, H, rev, gY, ghN, gcN, need):
     return out
 
 
+# -- one direction of one layer: plain tanh / ReLU RNN (NumPy and CuPy alike) ---------------
+#
+# One gate: ``h_t = act(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh)``. Per step one GEMM into a
+# preallocated buffer, one add and one activation written in place into the window output;
+# the backward needs only the outputs (``tanh' = 1 - y^2``, ``relu' = [y > 0]``). A compiled
+# cell would only fuse the add into the activation (the activation's own cost stays), so
+# this path has none.
+
+def _rnn_forward(act, X, W_ih, W_hh, b_ih, b_hh, h0, c0, plan, H, rev):
+    xp = backend.get_array_module(X)
+    Y = _row_major_projection(xp, X, W_ih, b_ih + b_hh, rev)       # (N, H), becomes h
+    hh = xp.empty((plan.B, H), dtype=Y.dtype)
+    WhT = W_hh.T
+    h_prev = h0
+    for s, Bt in zip(plan.offsets, plan.batch_sizes):
+        a = Y[s:s + Bt]
+        if h_prev is not None:
+            xp.matmul(h_prev[:Bt], WhT, out=hh[:Bt])
+            a += hh[:Bt]
+        if act == 'tanh':
+            xp.tanh(a, out=a)
+        else:
+            xp.maximum(a, 0, out=a)
+        h_prev = a
+    return Y, None, (Y, h0)
+
+
+def _rnn_backward(act, saved, X, W_ih, W_hh, plan, H, rev, gY, ghN, gcN, need):
+    Yp, h0 = saved
+    xp = backend.get_array_module(Yp)
+    dA = xp.empty_like(Yp)                       # gradient of the pre-activations
+    DH = xp.empty((plan.B, H), dtype=Yp.dtype)
+    offsets, sizes = plan.offsets, plan.batch_sizes
+    Bn = 0
+    ns = None
+    for t in range(plan.T - 1, -1, -1):
+        s = offsets[t]
+        Bt = sizes[t]
+        if Bn:
+            xp.matmul(dA[ns:ns + Bn], W_hh, out=DH[:Bn])
+        if Bn < Bt:
+            _start_rows(DH, ghN, Bn, Bt)
+        dh = DH[:Bt]
+        if gY is not None:
+            dh += gY[s:s + Bt]
+        y = Yp[s:s + Bt]
+        da = dA[s:s + Bt]
+        if act == 'tanh':
+            xp.multiply(y, y, out=da)
+            xp.subtract(1, da, out=da)
+            da *= dh
+        else:
+            xp.multiply(dh, y > 0, out=da)
+        Bn, ns = Bt, s
+    out = {}
+    if 'h0' in need:
+        out['h0'] = xp.matmul(dA[:plan.B], W_hh)
+    if 'W_hh' in need:
+        gW = xp.empty((1, H, H), dtype=dA.dtype)
+        _hh_weight_grad(xp, dA[None], Yp, h0, plan, gW)
+        out['W_hh'] = gW[0]
+    if 'b' in need:
+        out['b'] = dA.sum(axis=0)
+    if rev is not None and ('W_ih' in need or 'x' in need):
+        dA = dA.take(rev, axis=0)
+    if 'W_ih' in need:
+        out['W_ih'] = xp.matmul(dA.T, X)
+    if 'x' in need:
+        out['x'] = dA if W_ih is None else xp.matmul(dA, W_ih)
+    return out
+
+
+def _rnn_impl(act):
+    def fwd(*args):
+        return _rnn_forward(act, *args)
+
+    def bwd(*args):
+        return _rnn_backward(act, *args)
+    return fwd, bwd
+
+
 _IMPL = {
     ('lstm', True): (_lstm_forward_cpu, _lstm_backward_cpu),
     ('lstm', False): (_lstm_forward_gpu, _lstm_backward_gpu),
     ('gru', True): (_gru_forward_cpu, _gru_backward_cpu),
     ('gru', False): (_gru_forward_gpu, _gru_backward_gpu),
+    ('rnn_tanh', True): _rnn_impl('tanh'),
+    ('rnn_tanh', False): _rnn_impl('tanh'),
+    ('rnn_relu', True): _rnn_impl('relu'),
+    ('rnn_relu', False): _rnn_impl('relu'),
 }
 #: CPU forward without a graph (nothing saved), used when the compiled cells are available.
 _INFERENCE_CPU = {'lstm': _lstm_inference_cpu, 'gru': _gru_inference_cpu}
@@ -1072,7 +1163,8 @@ class _RNNLayer(FunctionNode):
 
     @property
     def label(self):
-        return 'NStep%s%s' % ('Bi' if self.n_dirs == 2 else '', self.kind.upper())
+        name = {'rnn_tanh': 'RNNTanh', 'rnn_relu': 'RNNReLU'}.get(self.kind, self.kind.upper())
+        return 'NStep%s%s' % ('Bi' if self.n_dirs == 2 else '', name)
 
     def _state_index(self, which, d):
         D = self.n_dirs
@@ -1109,7 +1201,8 @@ class _RNNLayer(FunctionNode):
         H = inputs[2].shape[1]
         self.H = H
         fwd = _IMPL[self.kind, cpu][0]
-        if cpu and not config.enable_backprop and cpu_kernels.cells_for(X.dtype) is not None:
+        if cpu and not config.enable_backprop and self.kind in _INFERENCE_CPU and \
+                cpu_kernels.cells_for(X.dtype) is not None:
             fwd = _INFERENCE_CPU[self.kind]
         last = plan.index('last', xp)
         Ys, hNs, cNs, saved = [], [], [], []
@@ -1146,6 +1239,7 @@ class _RNNLayer(FunctionNode):
         D = self.n_dirs
         H = self.H
         lstm = self.kind == 'lstm'
+        one_bias = self.kind != 'gru'        # the two biases only ever enter as a sum
         bwd = _IMPL[self.kind, cpu][1]
         gY = grad_outputs[0]
         grads = [None] * len(inputs)
@@ -1160,7 +1254,7 @@ class _RNNLayer(FunctionNode):
             for j, name in enumerate(('W_ih', 'W_hh', 'b_ih', 'b_hh')):
                 if k + j in indexes:
                     need.add(name)
-            if lstm and ('b_ih' in need or 'b_hh' in need):
+            if one_bias and ('b_ih' in need or 'b_hh' in need):
                 need.add('b')
             if ih is not None and ih in indexes:
                 need.add('h0')
@@ -1178,7 +1272,7 @@ class _RNNLayer(FunctionNode):
             res = bwd(self.saved[d], X, W_ih, inputs[k + 1], plan, H, rev, gYd, ghN, gcN, need)
             grads[k] = res.get('W_ih')
             grads[k + 1] = res.get('W_hh')
-            if lstm:
+            if one_bias:
                 gb = res.get('b')
                 if gb is not None:
                     grads[k + 2] = gb
@@ -1215,9 +1309,9 @@ def _n_step_rnn(fname, kind, bi, n_layers, dropout_ratio, hx, cx, ws, bs, xs):
         raise ValueError('%s: dropout_ratio must be a number in [0, 1), got %r'
                          % (fname, dropout_ratio))
     D = 2 if bi else 1
-    Gm = 4 if kind == 'lstm' else 3
+    Gm = {'lstm': 4, 'gru': 3}.get(kind, 1)
     K = n_layers * D
-    gates = '[i | f | g | o]' if kind == 'lstm' else '[r | z | n]'
+    gates = {'lstm': '[i | f | g | o]', 'gru': '[r | z | n]'}.get(kind, '(one block)')
 
     # sequences
     as_3d = False
@@ -1434,6 +1528,34 @@ def n_step_bigru(n_layers, dropout_ratio, hx, ws, bs, xs):
     return hy, ys
 
 
+def _rnn_kind(fname, activation):
+    if activation not in ('tanh', 'relu'):
+        raise ValueError("%s: activation must be 'tanh' or 'relu', got %r" % (fname, activation))
+    return 'rnn_' + activation
+
+
+def n_step_rnn(n_layers, dropout_ratio, hx, ws, bs, xs, activation='tanh'):
+    """Multi-layer plain (Elman) RNN over a whole window of variable-length sequences.
+
+    Each layer computes ``h_t = act(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh)`` with
+    ``act`` tanh or ReLU (Elman 1990; the form of ``torch.nn.RNN`` and Chainer's
+    ``n_step_rnn``), on the same packed whole-window path as :func:`n_step_lstm`: one input
+    projection per layer, one ``h W_hh^T`` GEMM and one in-place activation per step, and
+    whole-window weight gradients.
+    """
+    hy, _, ys = _n_step_rnn('n_step_rnn', _rnn_kind('n_step_rnn', activation), False, n_layers,
+                            dropout_ratio, hx, None, ws, bs, xs)
+    return hy, ys
+
+
+def n_step_birnn(n_layers, dropout_ratio, hx, ws, bs, xs, activation='tanh'):
+    """Bidirectional multi-layer plain RNN (see :func:`n_step_rnn` and
+    :func:`n_step_bilstm`)."""
+    hy, _, ys = _n_step_rnn('n_step_birnn', _rnn_kind('n_step_birnn', activation), True,
+                            n_layers, dropout_ratio, hx, None, ws, bs, xs)
+    return hy, ys
+
+
 def _fill_doc(f, K, G, gates, torch, bi, lstm):
     DH = '2H' if bi else 'H'
     f.__doc__ += _COMMON_ARGS.format(
@@ -1460,4 +1582,10 @@ def _fill_doc(f, K, G, gates, torch, bi, lstm):
 _fill_doc(n_step_lstm, 'K', 4, '[i | f | g | o]', 'LSTM', False, True)
 _fill_doc(n_step_bilstm, 'K', 4, '[i | f | g | o]', 'LSTM', True, True)
 _fill_doc(n_step_gru, 'K', 3, '[r | z | n]', 'GRU', False, False)
+_fill_doc(n_step_rnn, 'K', '', '(one block)', 'RNN', False, False)
+_fill_doc(n_step_birnn, 'K', '', '(one block)', 'RNN', True, False)
+for _f in (n_step_rnn, n_step_birnn):
+    _f.__doc__ = _f.__doc__.replace(
+        '\n    Returns:', "        activation (str): ``'tanh'`` (default) or ``'relu'`` "
+        "(ValueError otherwise).\n\n    Returns:", 1)
 _fill_doc(n_step_bigru, 'K', 3, '[r | z | n]', 'GRU', True, False)

@@ -336,6 +336,6 @@ def test_sigmoid_gpu_kernel_matches_cpu(dtype):
 def test_public_names_are_exported_through_seqdbr_functions():
     from seqdbr.core.functions import activation as module
     assert sorted(module.__all__) == sorted(['relu', 'leaky_relu', 'tanh', 'sigmoid', 'softplus',
-                                            'softmax', 'log_softmax'])
+                                            'softmax', 'log_softmax', 'gelu', 'swish'])
     for name in module.__all__:
         assert getattr(F, name) is getattr(module, name)

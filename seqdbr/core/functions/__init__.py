@@ -14,3 +14,4 @@ from seqdbr.core.functions.attention import *  # noqa: F401,F403
 from seqdbr.core.functions.convolution import *  # noqa: F401,F403
 from seqdbr.core.functions.pooling import *  # noqa: F401,F403
 from seqdbr.core.functions.normalization import *  # noqa: F401,F403
+from seqdbr.core.functions.layer_normalization import *  # noqa: F401,F403

@@ -1,4 +1,4 @@
-"""Activations: relu, leaky_relu, tanh, sigmoid, softplus, softmax, log_softmax.
+"""Activations: relu, leaky_relu, tanh, sigmoid, softplus, softmax, log_softmax, gelu, swish.
 
 All of them keep the input's float dtype (float16/32/64) and shape. They run on NumPy
 and CuPy arrays alike; sigmoid has a fused CUDA kernel for float32/float64.
@@ -23,7 +23,8 @@ from seqdbr.core import backend, cuda_kernels
 from seqdbr.core.function_node import FunctionNode
 from seqdbr.core.variable import Variable
 
-__all__ = ['relu', 'leaky_relu', 'tanh', 'sigmoid', 'softplus', 'softmax', 'log_softmax']
+__all__ = ['relu', 'leaky_relu', 'tanh', 'sigmoid', 'softplus', 'softmax', 'log_softmax',
+           'gelu', 'swish']
 
 _ndarray = numpy.ndarray
 
@@ -402,3 +403,169 @@ def log_softmax(x, axis=1):
     a = _float_array(x, 'log_softmax')
     axis = _check_axis('log_softmax', axis, a.ndim)
     return LogSoftmax(axis).apply((x,))[0]
+
+
+# -- gelu / swish ---------------------------------------------------------------------------
+
+_SQRT_2_OVER_PI = 0.7978845608028654
+_INV_SQRT_2 = 0.7071067811865476
+_INV_SQRT_2PI = 0.3989422804014327
+_GELU_C = 0.044715
+
+
+def _erf(x):
+    """Elementwise error function of a float array: ``scipy.special.erf`` when SciPy is
+    installed (``cupyx.scipy.special.erf`` on CuPy), otherwise Python's ``math.erf`` per
+    element (exact but slow; SciPy is not a dependency of seqdbr)."""
+    xp = backend.get_array_module(x)
+    if xp is not numpy:
+        from cupyx.scipy.special import erf
+        return erf(x)
+    try:
+        from scipy.special import erf
+    except ImportError:
+        import math
+        erf = numpy.frompyfunc(math.erf, 1, 1)
+        return erf(x).astype(x.dtype)
+    return erf(x).astype(x.dtype, copy=False)
+
+
+class GELU(FunctionNode):
+    def __init__(self, approximate):
+        self.approximate = approximate
+
+    def forward(self, inputs):
+        x = inputs[0]
+        if x.ndim == 0:                   # 0-d arithmetic gives NumPy scalars: work on (1,)
+            return (self.forward((x.reshape(1),))[0].reshape(()),)
+        xp = backend.get_array_module(x)
+        if self.approximate:
+            u = x * x
+            u *= _GELU_C
+            u += 1
+            u *= x
+            u *= _SQRT_2_OVER_PI
+            xp.tanh(u, out=u)
+            self.aux = u                          # tanh(sqrt(2/pi) (x + c x^3))
+            y = u + 1
+        else:
+            y = _erf(x * _INV_SQRT_2)
+            y += 1
+            self.aux = y * 0.5                    # Phi(x)
+        y *= x
+        y *= 0.5
+        return (y,)
+
+    def backward(self, indexes, grad_outputs):
+        x = self.inputs[0].array.reshape(-1) if self.inputs[0].ndim == 0 else \
+            self.inputs[0].array
+        xp = backend.get_array_module(x)
+        gy = grad_outputs[0]
+        if self.approximate:
+            t = self.aux
+            # d/dx 0.5 x (1 + t) = 0.5 (1 + t) + 0.5 x (1 - t^2) sqrt(2/pi) (1 + 3c x^2)
+            d = x * x
+            d *= 3 * _GELU_C
+            d += 1
+            d *= x
+            d *= 1 - t * t
+            d *= _SQRT_2_OVER_PI
+            d += 1 + t
+            d *= 0.5
+        else:
+            # d/dx x Phi(x) = Phi(x) + x phi(x), phi the standard normal density
+            d = x * x
+            d *= -0.5
+            xp.exp(d, out=d)
+            d *= x
+            d *= _INV_SQRT_2PI
+            d += self.aux
+        d *= gy
+        return (d.reshape(gy.shape),)
+
+
+def gelu(x, approximate='none'):
+    """Gaussian error linear unit (Hendrycks & Gimpel 2016): ``x * Phi(x)`` with ``Phi`` the
+    standard normal CDF, ``Phi(x) = (1 + erf(x / sqrt 2)) / 2``.
+
+    ``approximate='tanh'`` uses the paper's approximation ``0.5 x (1 + tanh(sqrt(2/pi) (x +
+    0.044715 x^3)))`` (as ``torch.nn.functional.gelu(x, approximate='tanh')``; within 5e-4 of
+    the exact form). The exact form calls ``scipy.special.erf`` when SciPy is installed and a
+    slow per-element ``math.erf`` otherwise; the tanh form needs NumPy only.
+
+    Args:
+        x (Variable or array): float array of any shape.
+        approximate (str): ``'none'`` (exact, default) or ``'tanh'``.
+
+    Returns:
+        Variable of the same shape and dtype. Gradient ``Phi(x) + x phi(x)`` (exact form).
+
+    Raises:
+        TypeError: ``x`` not a float array/Variable. ValueError: another ``approximate``.
+    """
+    _float_array(x, 'gelu')
+    if approximate not in ('none', 'tanh'):
+        raise ValueError("gelu: approximate must be 'none' or 'tanh', got %r" % (approximate,))
+    return GELU(approximate == 'tanh').apply((x,))[0]
+
+
+class Swish(FunctionNode):
+    def forward(self, inputs):
+        x, beta = inputs
+        xp = backend.get_array_module(x)
+        s = _sigmoid_array(xp.multiply(x, beta, out=xp.empty(x.shape, x.dtype)))
+        self.s = s
+        return (xp.multiply(x, s, out=xp.empty_like(s)),)
+
+    def backward(self, indexes, grad_outputs):
+        # y = x s(bx):  dy/dx = s + b x s (1 - s),  dy/db = x^2 s (1 - s)
+        from seqdbr.core.function_node import sum_to
+        x, beta = self.inputs[0].array, self.inputs[1].array
+        s = self.s
+        gy = grad_outputs[0]
+        ds = s * (1 - s)
+        ds *= x
+        ds *= gy                                   # gy x s (1 - s)
+        gx = gb = None
+        if 0 in indexes:
+            gx = ds * beta
+            gx += gy * s
+        if 1 in indexes:
+            gb = sum_to(ds * x, beta.shape)
+        return gx, gb
+
+
+def swish(x, beta=1.0):
+    """Swish (Ramachandran et al. 2017): ``x * sigmoid(beta * x)``; ``beta = 1`` is SiLU
+    (Elfwing et al. 2018, ``torch.nn.SiLU``).
+
+    Args:
+        x (Variable or array): float array of shape ``S``.
+        beta (float, Variable or array): the slope, a number or a float array broadcastable to
+            ``S`` of ``x``'s dtype (e.g. ``S[1:]``, one per feature, as Chainer's ``L.Swish``);
+            a Variable ``beta`` receives a gradient ``sum(gy x^2 s (1 - s))``.
+
+    Returns:
+        Variable of shape ``S`` and ``x``'s dtype.
+
+    Raises:
+        TypeError: non-float ``x``, a ``beta`` of another dtype or type.
+        ValueError: a non-finite number ``beta``, or a ``beta`` that does not broadcast to
+            ``S`` (the message names both shapes).
+    """
+    a = _float_array(x, 'swish')
+    xp = backend.get_array_module(a)
+    if isinstance(beta, numbers.Real) and not isinstance(beta, _ndarray):
+        beta = xp.asarray(_check_real('swish', 'beta', beta), dtype=a.dtype)
+    b = _float_array(beta, 'swish', 'beta')
+    if b.dtype != a.dtype:
+        raise TypeError('swish: beta has dtype %s but x has %s; use one dtype'
+                        % (b.dtype, a.dtype))
+    try:
+        shape = numpy.broadcast_shapes(a.shape, b.shape)
+    except ValueError:
+        shape = None
+    if shape != a.shape:
+        raise ValueError('swish: beta of shape %s does not broadcast to x of shape %s; give a '
+                         'number or e.g. shape x.shape[1:]' % (b.shape, a.shape))
+    return Swish().apply((x, beta))[0]

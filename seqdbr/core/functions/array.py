@@ -1,5 +1,6 @@
 """Shape and indexing functions: reshape, transpose, broadcast_to, concat, stack,
-split_axis, separate, get_item, expand_dims, squeeze, pad_sequence, transpose_sequence.
+split_axis, separate, get_item, expand_dims, squeeze, pad_sequence, transpose_sequence,
+flip, pad, select_item.
 
 These functions move values around without arithmetic, so they accept any dtype (integer
 arrays too, e.g. label sequences); gradients flow through floating-point inputs only.
@@ -19,7 +20,7 @@ from seqdbr.core.variable import Variable, _check_array
 
 __all__ = ['reshape', 'transpose', 'broadcast_to', 'concat', 'stack', 'split_axis',
            'separate', 'get_item', 'expand_dims', 'squeeze', 'pad_sequence',
-           'transpose_sequence']
+           'transpose_sequence', 'flip', 'pad', 'select_item']
 
 _ndarray = numpy.ndarray
 _Integral = numbers.Integral
@@ -787,3 +788,166 @@ def transpose_sequence(xs):
     if lengths[0] == 0:
         return []
     return list(TransposeSequence(lengths).apply(xs))
+
+
+# -- flip / pad / select_item ------------------------------------------------------------------
+
+class Flip(FunctionNode):
+    def __init__(self, axes):
+        self.axes = axes
+
+    def forward(self, inputs):
+        xp = backend.get_array_module(inputs[0])
+        return (xp.flip(inputs[0], axis=self.axes),)
+
+    def backward(self, indexes, grad_outputs):
+        xp = backend.get_array_module(grad_outputs[0])
+        return (xp.flip(grad_outputs[0], axis=self.axes),)
+
+
+def flip(x, axis=None):
+    """Reverse the order of the elements along ``axis``: ``y[..., i, ...] = x[..., n-1-i, ...]``.
+
+    The gradient is ``gy`` flipped back the same way.
+
+    Args:
+        x (Variable or array): any shape and dtype.
+        axis (int, tuple of ints or None): the axis or axes to reverse (negatives allowed);
+            None reverses every axis, as ``numpy.flip``.
+
+    Returns:
+        Variable of ``x``'s shape and dtype (a view of ``x``).
+
+    Raises:
+        TypeError: an axis that is not an int. ValueError: an axis out of range or repeated,
+            or any axis of a 0-d input.
+    """
+    a = _array_of('flip', x)
+    if axis is None:
+        axes = tuple(range(a.ndim))
+    else:
+        raw = axis if isinstance(axis, (tuple, list)) else (axis,)
+        axes = tuple(_axis('flip', ax, a.ndim) for ax in raw)
+        if len(set(axes)) != len(axes):
+            raise ValueError('flip: axis %r repeats an axis' % (axis,))
+    return Flip(axes).apply((x,))[0]
+
+
+class Pad(FunctionNode):
+    def __init__(self, width, value):
+        self.width = width
+        self.value = value
+
+    def forward(self, inputs):
+        x = inputs[0]
+        xp = backend.get_array_module(x)
+        shape = tuple(s + b + e for s, (b, e) in zip(x.shape, self.width))
+        y = xp.full(shape, self.value, dtype=x.dtype)
+        y[self._inner(x.shape)] = x
+        return (y,)
+
+    def _inner(self, shape):
+        return tuple(slice(b, b + s) for s, (b, _) in zip(shape, self.width))
+
+    def backward(self, indexes, grad_outputs):
+        gy = grad_outputs[0]
+        xp = backend.get_array_module(gy)
+        return (xp.ascontiguousarray(gy[self._inner(self.inputs[0].shape)]),)
+
+
+def _pad_width(a, pad_width):
+    """NumPy's ``pad_width`` forms -> ``ndim`` pairs of non-negative Python ints."""
+    try:
+        w = numpy.asarray(pad_width)
+        if w.dtype.kind not in 'iu' or w.ndim > 2:
+            raise ValueError
+        w = numpy.broadcast_to(w, (a.ndim, 2))
+    except ValueError:
+        raise ValueError('pad: pad_width %r does not fit a %d-d input of shape %s; give an int, '
+                         '(before, after), or one (before, after) pair per axis (NumPy forms)'
+                         % (pad_width, a.ndim, a.shape)) from None
+    if (w < 0).any():
+        raise ValueError('pad: pad_width %r has negative entries; widths must be >= 0 (slice '
+                         'with F.get_item to crop)' % (pad_width,))
+    return tuple((int(b), int(e)) for b, e in w)
+
+
+def pad(x, pad_width, mode='constant', constant_values=0):
+    """Pad ``x`` with a constant, as ``numpy.pad(x, pad_width, 'constant', constant_values=c)``.
+
+    ``y`` has shape ``x.shape[i] + before_i + after_i`` on each axis; the gradient is ``gy``
+    cropped back to ``x``'s region (the padding is a constant and gets none).
+
+    Args:
+        x (Variable or array): any shape and dtype (at least 1-d).
+        pad_width: an int (every side), ``(before, after)`` (every axis), or a sequence of
+            ``x.ndim`` pairs, all non-negative ints.
+        mode (str): only ``'constant'`` (other NumPy modes would need other gradients).
+        constant_values (number): the fill value (a scalar).
+
+    Returns:
+        Variable of the padded shape, dtype of ``x``.
+
+    Raises:
+        ValueError: an unsupported mode, a 0-d input, a pad_width of the wrong form or with
+            negative entries. TypeError: a non-scalar ``constant_values``.
+    """
+    a = _array_of('pad', x)
+    if mode != 'constant':
+        raise ValueError("pad: only mode='constant' is supported, got %r" % (mode,))
+    if a.ndim == 0:
+        raise ValueError('pad: cannot pad a 0-d input; reshape it to (1,) first')
+    if not isinstance(constant_values, numbers.Number) or isinstance(constant_values, bool):
+        raise TypeError('pad: constant_values must be one number, got %r' % (constant_values,))
+    return Pad(_pad_width(a, pad_width), constant_values).apply((x,))[0]
+
+
+class SelectItem(FunctionNode):
+    def forward(self, inputs):
+        x, t = inputs
+        xp = backend.get_array_module(x)
+        self.in_shape = x.shape
+        self.rows = xp.arange(x.shape[0])
+        return (x[self.rows, t],)
+
+    def backward(self, indexes, grad_outputs):
+        gy = grad_outputs[0]
+        xp = backend.get_array_module(gy)
+        gx = xp.zeros(self.in_shape, dtype=gy.dtype)
+        gx[self.rows, self.inputs[1].array] = gy       # one position per row: no repeats
+        return gx, None
+
+
+def select_item(x, t):
+    """Pick one element per row: ``y[b] = x[b, t[b]]``.
+
+    Args:
+        x (Variable or array): ``(B, C)`` array of any float dtype.
+        t (array or Variable): ``(B,)`` integer indices in ``[-C, C)`` (negatives count from
+            the end, as in NumPy). Not differentiable.
+
+    Returns:
+        Variable ``(B,)`` of ``x``'s dtype; the gradient puts ``gy[b]`` at ``(b, t[b])``.
+
+    Raises:
+        TypeError: ``t`` not integer. ValueError: ``x`` not 2-d or ``t`` not ``(B,)``.
+        IndexError: an index outside ``[-C, C)`` (the message names it and C).
+    """
+    a = _array_of('select_item', x)
+    ta = _array_of('select_item', t)
+    if a.ndim != 2:
+        raise ValueError('select_item: x must be 2-d (B, C), got shape %s' % (a.shape,))
+    if ta.dtype.kind not in 'iu':
+        raise TypeError('select_item: t must be an integer array, got dtype %s; cast with '
+                        '.astype(numpy.int32)' % ta.dtype)
+    if ta.shape != (a.shape[0],):
+        raise ValueError('select_item: t must have shape (B,) = (%d,) for x of shape %s, got %s'
+                         % (a.shape[0], a.shape, ta.shape))
+    C = a.shape[1]
+    if ta.size:
+        lo, hi = int(ta.min()), int(ta.max())
+        if lo < -C or hi >= C:
+            bad = lo if lo < -C else hi
+            raise IndexError('select_item: index %d is out of range for x of shape %s (C = %d, '
+                             'valid: %d .. %d)' % (bad, a.shape, C, -C, C - 1))
+    return SelectItem().apply((x, t))[0]

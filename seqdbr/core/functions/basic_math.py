@@ -13,7 +13,8 @@ from seqdbr.core import backend
 from seqdbr.core.function_node import FunctionNode, sum_to
 from seqdbr.core.variable import Variable
 
-__all__ = ['add', 'sub', 'mul', 'div', 'neg', 'pow', 'matmul', 'absolute', 'square']
+__all__ = ['add', 'sub', 'mul', 'div', 'neg', 'pow', 'matmul', 'batch_matmul', 'absolute',
+           'square']
 
 
 def _shapes_error(name, a, b):
@@ -119,7 +120,20 @@ class PowVarVar(_Binary):
 
 
 class MatMul(FunctionNode):
-    """``a @ b`` with NumPy matmul semantics (batched, broadcast leading dims)."""
+    """``op(a) @ op(b)`` with NumPy matmul semantics (batched, broadcast leading dims), where
+    ``op`` swaps the last two axes of an operand of >= 2 dims when its ``trans`` flag is set."""
+
+    def __init__(self, transa=False, transb=False):
+        self.transa = transa
+        self.transb = transb
+
+    def _operands(self, a, b):
+        xp = backend.get_array_module(a)
+        if self.transa and a.ndim >= 2:
+            a = xp.swapaxes(a, -1, -2)
+        if self.transb and b.ndim >= 2:
+            b = xp.swapaxes(b, -1, -2)
+        return xp, a, b
 
     def forward(self, inputs):
         a, b = inputs
@@ -127,17 +141,19 @@ class MatMul(FunctionNode):
         if a.ndim == 0 or b.ndim == 0:
             raise ValueError('matmul: 0-d operands are not allowed (shapes %s and %s); use '
                              'mul' % (a.shape, b.shape))
+        _, a2, b2 = self._operands(a, b)
         try:
-            return (a @ b,)
+            return (a2 @ b2,)
         except ValueError:
-            raise ValueError('matmul: shapes %s and %s are not aligned (the last axis of the '
-                             'first must equal the second-to-last axis of the second, leading '
-                             'axes broadcast)' % (a.shape, b.shape)) from None
+            raise ValueError('matmul: shapes %s%s and %s%s are not aligned (the last axis of '
+                             'the first must equal the second-to-last axis of the second, '
+                             'leading axes broadcast)'
+                             % (a.shape, ' (transposed)' if self.transa else '', b.shape,
+                                ' (transposed)' if self.transb else '')) from None
 
     def backward(self, indexes, gys):
         gy = gys[0]
-        a, b = self.inputs[0].array, self.inputs[1].array
-        xp = backend.get_array_module(a)
+        xp, a, b = self._operands(self.inputs[0].array, self.inputs[1].array)
         a2 = a[None, :] if a.ndim == 1 else a          # (..., M, K)
         b2 = b[:, None] if b.ndim == 1 else b          # (..., K, N)
         g2 = gy
@@ -147,17 +163,21 @@ class MatMul(FunctionNode):
             g2 = g2[..., None, :]
         ga = gb = None
         if 0 in indexes:
-            ga = g2 @ xp.swapaxes(b2, -1, -2)
-            if a.ndim == 1:
-                ga = ga.reshape(ga.shape[:-2] + (ga.shape[-1],))
-                ga = sum_to(ga, a.shape)
+            if self.transa and a.ndim >= 2:             # d op(a)^T = b g^T
+                ga = sum_to(b2 @ xp.swapaxes(g2, -1, -2), self.inputs[0].shape)
             else:
+                ga = g2 @ xp.swapaxes(b2, -1, -2)
+                if a.ndim == 1:
+                    ga = ga.reshape(ga.shape[:-2] + (ga.shape[-1],))
                 ga = sum_to(ga, a.shape)
         if 1 in indexes:
-            gb = xp.swapaxes(a2, -1, -2) @ g2
-            if b.ndim == 1:
-                gb = gb.reshape(gb.shape[:-1])
-            gb = sum_to(gb, b.shape)
+            if self.transb and b.ndim >= 2:
+                gb = sum_to(xp.swapaxes(g2, -1, -2) @ a2, self.inputs[1].shape)
+            else:
+                gb = xp.swapaxes(a2, -1, -2) @ g2
+                if b.ndim == 1:
+                    gb = gb.reshape(gb.shape[:-1])
+                gb = sum_to(gb, b.shape)
         return ga, gb
 
 
@@ -337,14 +357,62 @@ def pow(a, b):
     return PowVarVar().apply((a, b))[0]
 
 
-def matmul(a, b):
-    """Matrix product with NumPy ``matmul`` semantics.
+def matmul(a, b, transa=False, transb=False):
+    """Matrix product ``op(a) @ op(b)`` with NumPy ``matmul`` semantics.
 
     Shapes: ``(..., M, K) @ (..., K, N) -> (..., M, N)``; 1-d operands are promoted as in
     NumPy; leading (batch) axes broadcast and their gradients are summed back.
-    Raises ValueError naming both shapes when they are not aligned.
+    ``transa``/``transb`` swap the last two axes of ``a``/``b`` first (``op(a) = a^T``, per
+    batch), without a copy; they are ignored for a 1-d operand (as in Chainer).
+    Gradients: ``ga = gy op(b)^T``, ``gb = op(a)^T gy`` (transposed back when flagged).
+
+    Raises:
+        TypeError: non-float operands or differing dtypes.
+        ValueError: 0-d operands, or shapes that are not aligned (the message names both).
     """
-    return MatMul().apply((a, b))[0]
+    return MatMul(bool(transa), bool(transb)).apply((a, b))[0]
+
+
+def batch_matmul(a, b, transa=False, transb=False):
+    """Per-example matrix products of two batches: ``y[i] = op(a[i]) @ op(b[i])``.
+
+    Unlike :func:`matmul` there is no broadcasting: both operands carry the same batch
+    size ``B`` on axis 0. A 2-d operand ``(B, N)`` is read as ``B`` column vectors
+    ``(B, N, 1)`` (Chainer's convention), so ``batch_matmul(a, v)`` with ``a (B, M, N)``
+    and ``v (B, N)`` gives ``(B, M, 1)``.
+
+    Args:
+        a (Variable or array): ``(B, M, K)`` (or ``(B, M)`` as ``(B, M, 1)``), float.
+        b (Variable or array): ``(B, K, N)`` (or ``(B, K)`` as ``(B, K, 1)``), same dtype.
+        transa, transb (bool): use ``a[i]^T`` / ``b[i]^T``.
+
+    Returns:
+        Variable ``(B, M, N)``.
+
+    Raises:
+        ValueError: an operand that is not 2-d or 3-d, differing batch sizes, or inner
+            sizes that do not match (the message names the shapes).
+        TypeError: non-float operands or differing dtypes.
+    """
+    from seqdbr.core.functions.array import expand_dims
+    shapes = []
+    for name, v in (('a', a), ('b', b)):
+        arr = v.array if isinstance(v, Variable) else v
+        shape = getattr(arr, 'shape', None)
+        if shape is None or len(shape) not in (2, 3):
+            raise ValueError('batch_matmul: %s must be a 3-d (B, rows, cols) batch of matrices '
+                             'or a 2-d (B, n) batch of column vectors, got shape %s'
+                             % (name, shape))
+        shapes.append(shape)
+    if shapes[0][0] != shapes[1][0]:
+        raise ValueError('batch_matmul: a and b have batch sizes %d and %d (shapes %s and %s); '
+                         'they must match (use matmul for broadcasting)'
+                         % (shapes[0][0], shapes[1][0], shapes[0], shapes[1]))
+    if len(shapes[0]) == 2:
+        a = expand_dims(a, 2)
+    if len(shapes[1]) == 2:
+        b = expand_dims(b, 2)
+    return matmul(a, b, transa, transb)
 
 
 def absolute(x):

@@ -88,10 +88,11 @@ def _ce_grad_kernel():
 
 
 class SoftmaxCrossEntropy(FunctionNode):
-    def __init__(self, ignore_label, reduce, normalize):
+    def __init__(self, ignore_label, reduce, normalize, label_smoothing=0.0):
         self.ignore_label = ignore_label
         self.reduce = reduce
         self.normalize = normalize
+        self.ls = label_smoothing
 
     def forward(self, inputs):
         x, t = inputs
@@ -130,6 +131,11 @@ class SoftmaxCrossEntropy(FunctionNode):
             # x_t - max, (B, R). 'wrap' as CuPy's gathers do: under a deferred label check
             # (backend.check_later) a bad label must not fault before the check is read
             zt = y.reshape(-1)[idx] if gpu else y.reshape(-1).take(idx, mode='wrap')
+            if self.ls:
+                # target (1 - ls) onehot + ls / C: -sum_c q_c log p_c
+                #   = log s - (1 - ls) z_t - ls mean_c z_c
+                zt = zt * (1 - self.ls)
+                zt += self.ls * y.mean(axis=1).reshape(B, R)
             xp.exp(y, out=y)
             s = y.sum(axis=1, keepdims=True)             # in [1, C]: log is safe
             y /= s
@@ -173,6 +179,8 @@ class SoftmaxCrossEntropy(FunctionNode):
                 coeff = mask * coeff
             elif xp is not numpy:
                 coeff = xp.broadcast_to(coeff, (B, R))
+        if self.ls:
+            return self._smoothed_grad(xp, coeff), None
         if xp is not numpy:
             coeff = xp.ascontiguousarray(coeff, dtype=y.dtype)
             gx = _ce_grad_kernel()(y, self.t2, coeff, C, R)
@@ -185,13 +193,32 @@ class SoftmaxCrossEntropy(FunctionNode):
         gx.reshape(-1)[self.idx] -= coeff
         return gx, None
 
+    def _smoothed_grad(self, xp, coeff):
+        """``(p - (1 - ls) onehot(t) - ls / C) * coeff`` (NumPy or CuPy)."""
+        y = self.y
+        B, C, R = self.shape3
+        c = coeff if coeff.ndim == 0 else coeff.reshape((B, 1) + y.shape[2:])
+        gx = xp.ascontiguousarray(y - self.ls / C)
+        gx *= c
+        co = xp.broadcast_to(coeff, (B, R)).astype(y.dtype)
+        flat = gx.reshape(-1)
+        flat[self.idx] -= (1 - self.ls) * co                # one target per (b, r): no repeats
+        return gx
 
-def softmax_cross_entropy(x, t, ignore_label=-1, reduce='mean', normalize=True):
+
+def softmax_cross_entropy(x, t, ignore_label=-1, reduce='mean', normalize=True,
+                          label_smoothing=0.0):
     """Cross entropy between ``softmax(x, axis=1)`` and integer labels ``t``.
 
     ``loss[b, ...] = logsumexp(x[b, :, ...]) - x[b, t[b, ...], ...]``, computed stably for
     large logits; backward is ``(softmax(x) - onehot(t)) * gy / count`` from the softmax kept
     by the forward pass.
+
+    With ``label_smoothing = e > 0`` (Szegedy et al. 2016, "Rethinking the Inception
+    Architecture", sec. 7) the target is the smoothed distribution ``q = (1 - e) onehot(t) +
+    e / C`` and ``loss = -sum_c q_c log softmax(x)_c = logsumexp(x) - (1 - e) x_t - e
+    mean_c(x_c)`` (the same as ``torch.nn.functional.cross_entropy(...,
+    label_smoothing=e)``); the gradient is ``softmax(x) - q``.
 
     Args:
         x (Variable or array): float logits of shape (B, C) or (B, C, d1, ...); the class
@@ -204,6 +231,8 @@ def softmax_cross_entropy(x, t, ignore_label=-1, reduce='mean', normalize=True):
             shape ``t.shape`` (0 where ignored).
         normalize (bool): with ``reduce='mean'``, divide the summed loss by the number of
             non-ignored labels (True) or by the batch size B (False).
+        label_smoothing (float): ``e`` in ``[0, 1]``; 0 (default) is the plain cross entropy.
+            Ignored labels still contribute nothing.
 
     Returns:
         Variable: 0-d (``reduce='mean'``; 0 when every label is ignored) or of shape
@@ -211,8 +240,8 @@ def softmax_cross_entropy(x, t, ignore_label=-1, reduce='mean', normalize=True):
 
     Raises:
         TypeError: ``x`` not floating point, ``t`` not integer, or ignore_label not an int.
-        ValueError: ``x.ndim < 2``, ``C == 0``, ``t.shape != (B,) + x.shape[2:]``, or a bad
-            ``reduce``.
+        ValueError: ``x.ndim < 2``, ``C == 0``, ``t.shape != (B,) + x.shape[2:]``, a bad
+            ``reduce``, or ``label_smoothing`` outside ``[0, 1]``.
         IndexError: some label outside ``[0, C)`` that is not ``ignore_label`` (the message
             lists them).
     """
@@ -232,7 +261,12 @@ def softmax_cross_entropy(x, t, ignore_label=-1, reduce='mean', normalize=True):
     _check_reduce(fname, reduce)
     ignore_label = _check_ignore_label(fname, ignore_label)
     _check_label_range(fname, ta, 0, C - 1, ignore_label, '[0, %d) (C = %d classes)' % (C, C))
-    return SoftmaxCrossEntropy(ignore_label, reduce, bool(normalize)).apply((x, t))[0]
+    if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, numbers.Real) \
+            or not 0 <= label_smoothing <= 1:
+        raise ValueError('%s: label_smoothing must be a number in [0, 1], got %r'
+                         % (fname, label_smoothing))
+    return SoftmaxCrossEntropy(ignore_label, reduce, bool(normalize),
+                               float(label_smoothing)).apply((x, t))[0]
 
 
 # -- sigmoid cross entropy --------------------------------------------------------------

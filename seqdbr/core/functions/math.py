@@ -1,5 +1,5 @@
 """Elementwise math and reductions: exp, log, sqrt, sum, mean, max, min, clip, where,
-maximum, minimum, cast.
+maximum, minimum, cast, logsumexp, prod, cumsum, argmax.
 
 Every function accepts Variables or plain arrays (arrays are constants) and returns a
 Variable. Differentiable functions require floating-point inputs and raise TypeError
@@ -18,7 +18,7 @@ from seqdbr.core.function_node import FunctionNode, sum_to, check_float
 from seqdbr.core.variable import Variable, _check_array
 
 __all__ = ['exp', 'log', 'sqrt', 'sum', 'mean', 'max', 'min', 'clip', 'where', 'maximum',
-           'minimum', 'cast']
+           'minimum', 'cast', 'logsumexp', 'prod', 'cumsum', 'argmax']
 
 _ndarray = numpy.ndarray
 _Integral = numbers.Integral
@@ -593,3 +593,199 @@ def cast(x, dtype):
         return Variable(a.astype(dtype), requires_grad=False)
     return Cast(dtype).apply((x,))[0]
 
+
+
+# -- logsumexp / prod / cumsum / argmax ----------------------------------------------------
+
+class LogSumExp(FunctionNode):
+    def __init__(self, axes, keepdims):
+        self.axes = axes
+        self.keepdims = keepdims
+
+    def forward(self, inputs):
+        x = inputs[0]
+        xp = backend.get_array_module(x)
+        self.retain_outputs((0,))
+        kshape = _keep_shape(x.shape, self.axes)
+        if x.size == 0:
+            y = xp.full(kshape, -numpy.inf, dtype=x.dtype)
+        else:
+            m = x.max(axis=self.axes, keepdims=True)
+            m = xp.where(xp.isfinite(m), m, 0).astype(x.dtype)    # all -inf rows: no nan
+            with numpy.errstate(divide='ignore'):
+                y = xp.log(xp.exp(x - m).sum(axis=self.axes, keepdims=True))
+            y += m
+        if not self.keepdims:
+            y = y.reshape(tuple(s for i, s in enumerate(x.shape)
+                                if self.axes is not None and i not in self.axes))
+        return (_as_0d(y),)
+
+    def backward(self, indexes, grad_outputs):
+        x = self.inputs[0].array
+        xp = backend.get_array_module(x)
+        kshape = _keep_shape(x.shape, self.axes)
+        y = self._out_arrays[0].reshape(kshape)
+        gy = grad_outputs[0].reshape(kshape)
+        with numpy.errstate(invalid='ignore'):
+            gx = x - y
+        # a row of -inf only (y = -inf) has no softmax: its gradient is 0, not nan
+        gx = xp.where(xp.isfinite(y), gx, -numpy.inf).astype(x.dtype)
+        xp.exp(gx, out=gx)
+        gx *= gy
+        return (gx,)
+
+
+def logsumexp(x, axis=None, keepdims=False):
+    """``log(sum(exp(x), axis))``, computed stably as ``m + log(sum(exp(x - m)))`` with
+    ``m = max(x, axis)``.
+
+    Finite for any finite input (``logsumexp([1e4, 1e4])`` is ``1e4 + log 2``); a slice of
+    only ``-inf`` gives ``-inf`` with a zero gradient, and a reduction over no elements gives
+    ``-inf`` (the sum of no terms is 0). Gradient: ``gy * softmax(x, axis) = gy * exp(x - y)``.
+
+    Args:
+        x (Variable or array): float array of shape ``S``.
+        axis (None, int or tuple of ints): axes to reduce (None: all; negatives allowed).
+        keepdims (bool): keep the reduced axes with length 1.
+
+    Returns:
+        Variable of the reduced shape (0-d for ``axis=None``), same dtype.
+
+    Raises:
+        TypeError: non-floating dtype, or an axis that is not an int.
+        ValueError: an axis out of range or repeated.
+    """
+    _, axes = _reduction_args('logsumexp', x, axis)
+    return LogSumExp(axes, keepdims).apply((x,))[0]
+
+
+def _to_last(xp, a, axes):
+    """``a`` with ``axes`` (sorted tuple or None = all) moved to the end and flattened into
+    one: ``(rest..., n)``; returns it and the permuted shape to undo with :func:`_from_last`."""
+    if axes is None:
+        axes = tuple(range(a.ndim))
+    keep = [i for i in range(a.ndim) if i not in axes]
+    perm = keep + list(axes)
+    t = a.transpose(perm)
+    return t.reshape(t.shape[:len(keep)] + (-1,)), perm, t.shape
+
+
+def _from_last(xp, a, perm, tshape):
+    inv = tuple(int(i) for i in numpy.argsort(perm))
+    return xp.ascontiguousarray(a.reshape(tshape).transpose(inv))
+
+
+class Prod(FunctionNode):
+    def __init__(self, axes, keepdims):
+        self.axes = axes
+        self.keepdims = keepdims
+
+    def forward(self, inputs):
+        x = inputs[0]
+        self.in_shape = x.shape
+        return (_as_0d(x.prod(axis=self.axes, keepdims=self.keepdims)),)
+
+    def backward(self, indexes, grad_outputs):
+        # d prod / d x_i = prod_{j != i} x_j = (exclusive cumprod from the left) * (from the
+        # right): exact also when some x_j are 0 (no division)
+        x = self.inputs[0].array
+        xp = backend.get_array_module(x)
+        gy = grad_outputs[0].reshape(_keep_shape(x.shape, self.axes))
+        flat, perm, tshape = _to_last(xp, x, self.axes)
+        n = flat.shape[-1]
+        left = xp.ones_like(flat)
+        right = xp.ones_like(flat)
+        if n > 1:
+            xp.cumprod(flat[..., :-1], axis=-1, out=left[..., 1:])
+            right[..., :-1] = xp.cumprod(flat[..., :0:-1], axis=-1)[..., ::-1]
+        left *= right
+        g = _from_last(xp, left, perm, tshape)
+        g *= gy
+        return (g,)
+
+
+def prod(x, axis=None, keepdims=False):
+    """Product of the elements over ``axis``.
+
+    The gradient ``gy * prod_{j != i} x_j`` is computed from exclusive cumulative products
+    (no division), so it is exact when some elements are zero.
+
+    Args, returns and errors as :func:`sum` (the product of no elements is 1).
+    """
+    _, axes = _reduction_args('prod', x, axis)
+    return Prod(axes, keepdims).apply((x,))[0]
+
+
+class Cumsum(FunctionNode):
+    def __init__(self, axis):
+        self.axis = axis
+
+    def forward(self, inputs):
+        x = inputs[0]
+        self.in_shape = x.shape
+        return (x.cumsum(axis=self.axis),)
+
+    def backward(self, indexes, grad_outputs):
+        # y_j = sum_{i <= j} x_i  =>  gx_i = sum_{j >= i} gy_j (a reversed cumulative sum)
+        gy = grad_outputs[0]
+        xp = backend.get_array_module(gy)
+        ax = 0 if self.axis is None else self.axis
+        idx = [slice(None)] * gy.ndim
+        idx[ax] = slice(None, None, -1)
+        idx = tuple(idx)
+        gx = xp.ascontiguousarray(gy[idx].cumsum(axis=ax)[idx])
+        return (gx.reshape(self.in_shape),)
+
+
+def cumsum(x, axis=None):
+    """Cumulative sum along ``axis``: ``y[..., j, ...] = sum_{i <= j} x[..., i, ...]``.
+
+    Args:
+        x (Variable or array): float array of shape ``S``.
+        axis (int or None): the axis to accumulate along (negatives allowed); None flattens
+            ``x`` first (as ``numpy.cumsum``), giving a 1-d result of ``x.size`` elements.
+
+    Returns:
+        Variable of shape ``S`` (or ``(x.size,)`` for ``axis=None``), same dtype. The gradient
+        is the reversed cumulative sum of ``gy``.
+
+    Raises:
+        TypeError: non-floating dtype, or an axis that is not an int or None.
+        ValueError: an axis out of range.
+    """
+    a = _float_array('cumsum', x)
+    if axis is not None:
+        if isinstance(axis, bool) or not isinstance(axis, _Integral):
+            raise TypeError('cumsum: axis must be an int or None, got %r' % (axis,))
+        axis = _normalize_axis('cumsum', axis, a.shape)[0]
+    return Cumsum(axis).apply((x,))[0]
+
+
+def argmax(x, axis=None):
+    """Index of the maximum along ``axis`` (the first one on ties), as ``numpy.argmax``.
+
+    Not differentiable: the result is an integer Variable with ``requires_grad=False`` and
+    no creator (use :func:`max` for the value with a gradient).
+
+    Args:
+        x (Variable or array): array of any real dtype and shape ``S``.
+        axis (int or None): the axis searched (negatives allowed); None searches the
+            flattened array and returns a 0-d index into ``x.ravel()``.
+
+    Returns:
+        Variable of dtype int32: ``S`` without ``axis`` (0-d for ``axis=None``).
+
+    Raises:
+        TypeError: not an array/Variable, or an axis that is not an int or None.
+        ValueError: an axis out of range, or searching a zero-length axis (an empty input).
+    """
+    a = _array_of('argmax', x)
+    if axis is not None:
+        if isinstance(axis, bool) or not isinstance(axis, _Integral):
+            raise TypeError('argmax: axis must be an int or None, got %r' % (axis,))
+        axis = _normalize_axis('argmax', axis, a.shape)[0]
+    if (axis is None and a.size == 0) or (axis is not None and a.shape[axis] == 0):
+        raise ValueError('argmax: cannot search a zero-length axis (input shape %s, axis %s); '
+                         'the maximum of no elements is undefined' % (a.shape, axis))
+    xp = backend.get_array_module(a)
+    return Variable(xp.asarray(a.argmax(axis=axis)).astype(numpy.int32), requires_grad=False)
