@@ -145,10 +145,10 @@ def test_non_strict_skips_missing_and_unexpected_but_not_mismatch(tmp_path):
 def test_dtype_mismatch_reported():
     m = Link()
     m.add_persistent('counts', numpy.zeros(2, numpy.int64))
-    with pytest.raises(S.LoadError, match='counts: stored dtype float64 cannot be cast to int64'):
+    with pytest.raises(S.LoadError, match='counts: stored dtype float64, expected int64'):
         S.deserialize_from_dict({'counts': numpy.array([0.5, 1.5])}, m)
     m.add_persistent('n', 3)
-    with pytest.raises(S.LoadError, match='n: stored a float'):
+    with pytest.raises(S.LoadError, match='n: stored a float64 value, expected an int'):
         S.deserialize_from_dict({'counts': numpy.zeros(2, numpy.int64),
                                  'n': numpy.asarray(2.5)}, m)
 
@@ -156,8 +156,12 @@ def test_dtype_mismatch_reported():
 def test_scalar_conversion_to_type_of_value():
     m = Link()
     m.add_persistent('x', 1.0)
-    S.deserialize_from_dict({'x': numpy.asarray(3)}, m)  # int stored, float wanted
-    assert m.x == 3.0 and type(m.x) is float
+    S.deserialize_from_dict({'x': numpy.asarray(3.5, numpy.float32)}, m)
+    assert m.x == 3.5 and type(m.x) is float
+    # The kind must match exactly: an int, a bool or a complex never becomes a float.
+    for bad in (numpy.asarray(3, numpy.int32), numpy.asarray(True), numpy.asarray(1 + 0j)):
+        with pytest.raises(S.LoadError, match='x: stored a .* value, expected a float'):
+            S.deserialize_from_dict({'x': bad}, m)
 
 
 def test_prefix_namespaces_for_checkpoints(tmp_path):
