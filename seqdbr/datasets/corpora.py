@@ -361,6 +361,13 @@ def _read_content(path):
         raw = path.read_bytes()
     except FileNotFoundError:
         raise CorpusError('corpus file %s does not exist' % path) from None
+    except PermissionError as e:
+        raise CorpusError('cannot read corpus file %s: permission denied (%s); make it '
+                          'readable (chmod u+r) or pass another file'
+                          % (path, e.strerror or e)) from None
+    except OSError as e:     # EIO, a FIFO that fails, a file vanishing mid-read, ...
+        raise CorpusError('cannot read corpus file %s (%s: %s)'
+                          % (path, type(e).__name__, e.strerror or e)) from None
     if path.name.endswith('.gz'):
         try:
             raw = gzip.decompress(raw)
