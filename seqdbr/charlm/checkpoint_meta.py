@@ -235,15 +235,17 @@ def _check_state(path, index, cfg):
     if keys != need:
         raise _fail(path, 'the carried state holds %s, but a %s model carries %s; the file is '
                           'corrupt' % (', '.join(keys), cfg['model'], ', '.join(need)))
-    shapes = {index['state/' + k].shape for k in keys}
-    for k in keys:
+    for k in sorted(keys, reverse=True):             # h first
         info = index['state/' + k]
         s = info.shape
         if len(s) != 3 or s[0] != L or s[2] != H or not 1 <= s[1] <= MAX_STATE_BATCH \
-                or info.dtype != numpy.float32 or len(shapes) != 1:
+                or info.dtype != numpy.float32:
             raise _fail(path, 'the carried state %s is %s %s, expected float32 (num_layers=%d, '
-                              'B, rnn_size=%d) with 1 <= B <= %d, the same for h and c; the '
-                              'file is corrupt' % (k, info.dtype, s, L, H, MAX_STATE_BATCH))
+                              'B, rnn_size=%d) with 1 <= B <= %d; the file is corrupt'
+                        % (k, info.dtype, s, L, H, MAX_STATE_BATCH))
+    if len({index['state/' + k].shape for k in keys}) != 1:
+        raise _fail(path, 'the carried states h %s and c %s differ in shape; the file is corrupt'
+                    % (index['state/h'].shape, index['state/c'].shape))
 
 
 def check_layout(path, index, cfg):

@@ -166,8 +166,12 @@ def test_checkpoint_whose_vocab_or_config_disagrees_with_its_weights(run, tmp_pa
         load_checkpoint(short)
     huge = _rewrite(src, tmp_path / 'huge.npz',
                     meta_edit=lambda m: m['model'].update(rnn_size=10 ** 7))
-    with pytest.raises(CheckpointError, match=r'embed/W has shape \(\d+, 8\)'):
+    with pytest.raises(CheckpointError, match=r'rnn_size = 10000000 \(must be an integer in '):
         load_checkpoint(huge)
+    wrong = _rewrite(src, tmp_path / 'wrong.npz',
+                     meta_edit=lambda m: m['model'].update(rnn_size=16))
+    with pytest.raises(CheckpointError, match=r'embed/W has shape \(\d+, 8\), expected'):
+        load_checkpoint(wrong)
     assert sample_main([huge, '--length', '3']) == 1
     err = capsys.readouterr().err
     assert 'huge.npz' in err and 'Traceback' not in err
@@ -188,7 +192,7 @@ def test_resume_refuses_a_damaged_training_state(run, tmp_path, capsys):
         d['state/h'] = d['state/h'][:, :, :3]
 
     for edit, needle in ((nan_opt, 'non-finite (NaN or inf) training state'),
-                         (bad_state, 'stored hidden state does not fit')):
+                         (bad_state, 'the carried state h is float32 (1, ')):
         d = tmp_path / edit.__name__
         d.mkdir()
         path = _rewrite(src, d / 'latest.npz', array_edit=edit)
