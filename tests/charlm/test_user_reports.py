@@ -283,6 +283,21 @@ def test_eval_on_another_text_scores_all_of_it(run, tmp_path, capsys, charlm):
     assert eval_main([str(out / 'latest.npz'), '--corpus', str(other)]) == 0
     rep = json.loads(capsys.readouterr().out)
     assert rep['split'] == 'all' and rep['chars'] == 999
-    # The training text itself still defaults to its (here empty) test split.
-    assert eval_main([str(out / 'latest.npz'), '--corpus', str(corpus)]) == 2
+    # The training text's test split is empty with the default fractions: eval without
+    # --split used to fail on every such run. It now scores the held-out validation split
+    # and says so (stderr and the report).
+    assert eval_main([str(out / 'latest.npz'), '--corpus', str(corpus)]) == 0
+    cap = capsys.readouterr()
+    rep = json.loads(cap.out)
+    assert rep['split'] == 'val' and 'test split is empty' in rep['split_reason']
+    assert 'evaluating the val split' in cap.err
+    assert eval_main([str(out / 'latest.npz')]) == 0               # the recorded corpus
+    assert json.loads(capsys.readouterr().out)['split'] == 'val'
+    # The same numbers as an explicit --split val.
+    assert eval_main([str(out / 'latest.npz'), '--split', 'val']) == 0
+    cap2 = capsys.readouterr()
+    assert json.loads(cap2.out)['loss_nats_per_char'] == rep['loss_nats_per_char']
+    assert 'split_reason' not in json.loads(cap2.out) and cap2.err == ''
+    # An explicit empty split is still an error naming it.
+    assert eval_main([str(out / 'latest.npz'), '--split', 'test']) == 2
     assert 'the test split' in capsys.readouterr().err
