@@ -22,7 +22,9 @@ Layout of the archive (every entry a plain NumPy array; read with ``allow_pickle
 
 Metadata (JSON object): ``format`` (``'seqdbr.charlm.checkpoint'``), ``format_version``
 (int, :data:`FORMAT_VERSION`), ``seqdbr_version``, ``created`` (UTC ISO time), ``model``
-(the :class:`CharRNN` constructor arguments), ``vocab`` (``Vocabulary.to_json()``), and the
+(the :class:`CharRNN` constructor arguments), ``vocab`` (``Vocabulary.to_json()``),
+``digests`` (entry name -> SHA-256 of its dtype, shape and bytes; checked on load, optional so
+that older files still load), and the
 sections the trainer adds: ``train`` (training configuration), ``corpus`` (name, source,
 sha256, encoding, split sizes), ``progress`` (iteration, epoch, elapsed seconds, initial and
 best losses), ``rng`` (NumPy bit-generator states), ``batcher`` (the cursor), ``history``
@@ -56,9 +58,6 @@ FORMAT_VERSION = 1
 LEGACY_FORGET_BIAS = 1.0
 
 _META_KEY = 'meta'
-#: Optimizer state arrays that are running means of squares (never negative).
-_NONNEGATIVE_STATE = {'Adam': ('v', 'vhat'), 'RMSprop': ('ms',), 'AdaGrad': ('h',),
-                      'AdaDelta': ('msg', 'msdx'), 'RMSpropGraves': ('n',)}
 _PARAMS = 'params/'
 _OPT = 'optimizer/'
 _STATE = 'state/'
@@ -120,11 +119,7 @@ def save_checkpoint(path, model, vocab, optimizer=None, meta=None, carried_state
         'model': model.config(),
         'vocab': vocab.to_json(),
     })
-    try:
-        text = json.dumps(info, allow_nan=True, ensure_ascii=True, sort_keys=True)
-    except (TypeError, ValueError) as e:
-        raise TypeError('checkpoint metadata must be JSON-serializable: %s' % e) from None
-    arrays = {_META_KEY: numpy.frombuffer(text.encode('utf-8'), dtype=numpy.uint8).copy()}
+    arrays = {}
     for name, a in model.canonical_arrays().items():
         arrays[_PARAMS + name] = backend.to_cpu(a)
     if optimizer is not None:
@@ -137,6 +132,12 @@ def save_checkpoint(path, model, vocab, optimizer=None, meta=None, carried_state
         if state is not None:
             for k, v in state.items():
                 arrays[_STATE + k] = backend.to_cpu(v)
+    info['digests'] = {k: checkpoint_meta.array_digest(v) for k, v in arrays.items()}
+    try:
+        text = json.dumps(info, allow_nan=True, ensure_ascii=True, sort_keys=True)
+    except (TypeError, ValueError) as e:
+        raise TypeError('checkpoint metadata must be JSON-serializable: %s' % e) from None
+    arrays[_META_KEY] = numpy.frombuffer(text.encode('utf-8'), dtype=numpy.uint8).copy()
     serializers.save_npz_dict(path, arrays, compression=False)
     return path
 
@@ -360,7 +361,7 @@ class Checkpoint:
                 type(optimizer)(**values)
             except (TypeError, ValueError) as e:
                 bad.append(str(e))
-        nonneg = _NONNEGATIVE_STATE.get(name, ())
+        nonneg = checkpoint_meta.NONNEGATIVE_STATE.get(name, ())
         for path, param in optimizer.target.namedparams():
             rule = getattr(param, 'update_rule', None)
             if rule is None:
@@ -415,6 +416,9 @@ def _read_checked(path):
         checkpoint_meta.check_model_config(path, cfg)
         checkpoint_meta.check_layout(path, r.index, cfg)
         arrays = {k: r.read(k) for k in r.index if k != _META_KEY}
+    checkpoint_meta.check_digests(path, meta, arrays)
+    checkpoint_meta.check_optimizer_values(
+        path, meta, {k[len(_OPT):]: v for k, v in arrays.items() if k.startswith(_OPT)})
     return meta, arrays
 
 

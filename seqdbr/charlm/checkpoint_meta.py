@@ -14,13 +14,17 @@ protects:
 4. :func:`check_layout` -- every parameter, optimizer-state and carried-state entry has the
    shape and dtype (float32) that the model configuration implies, and nothing else is
    stored. So the model that is built next has exactly the size of the arrays in the file.
-5. :func:`validate_training_meta` -- the sections the trainer reads on resume (``train``,
+5. :func:`check_digests` and :func:`check_optimizer_values`, once the data is read: every
+   entry against the SHA-256 recorded at save time (swapped or edited entries), and the
+   optimizer's counters, hyperparameters and second moments.
+6. :func:`validate_training_meta` -- the sections the trainer reads on resume (``train``,
    ``progress``, ``batcher``, ``history``, ``rng``, ``corpus``): types, ranges and their
    agreement with each other and with the model. Messages say "the checkpoint holds ...",
    never blame a command-line flag the user did not give.
 
 Every failure is a :class:`~seqdbr.charlm.errors.CheckpointError` naming the file.
 """
+import hashlib
 import json
 import math
 import re
@@ -30,7 +34,8 @@ import numpy
 from seqdbr.charlm.errors import CheckpointError
 
 __all__ = ['LIMITS', 'MAX_META_BYTES', 'MAX_JSON_DEPTH', 'size_budget', 'check_members',
-           'parse_meta', 'check_model_config', 'check_layout', 'validate_training_meta']
+           'parse_meta', 'check_model_config', 'check_layout', 'validate_training_meta',
+           'array_digest', 'check_digests', 'check_optimizer_values']
 
 #: Sane bounds of the stored model configuration (far above any real char-RNN).
 LIMITS = {'vocab_size': 0x110000, 'rnn_size': 1 << 16, 'num_layers': 256}
@@ -52,6 +57,14 @@ _GATES = {'lstm': 4, 'gru': 3}
 _NAME = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*$')
 _DEVICE = re.compile(r'^(cpu|gpu|gpu:\d+)$')
 _SHA256 = re.compile(r'^[0-9a-f]{64}$')
+#: Optimizer hyperparameters that are booleans (all others are floats).
+_BOOL_HYPERPARAMS = frozenset(('amsgrad',))
+_KIND_WORDS = {'f': 'float', 'fb': 'bool', 'iu': 'integer'}
+#: The trainer's optimizer names -> classes in seqdbr.optimizers.
+_OPTIMIZER_CLASSES = {'adam': 'Adam', 'rmsprop': 'RMSprop', 'sgd': 'SGD'}
+#: Optimizer state arrays that are running means of squares (never negative).
+NONNEGATIVE_STATE = {'Adam': ('v', 'vhat'), 'RMSprop': ('ms',), 'AdaGrad': ('h',),
+                     'AdaDelta': ('msg', 'msdx'), 'RMSpropGraves': ('n',)}
 
 
 def _fail(path, msg):
@@ -214,9 +227,13 @@ def _check_optimizer(path, index, param_shapes):
         head, _, last = name.rpartition('/')
         if name in ('t', 'epoch', 'base_lr') or (head == 'hyperparam' and _NAME.match(last)) \
                 or (head in param_shapes and last == 't'):
-            if info.shape != ():
-                raise _fail(path, 'optimizer entry %s has shape %s, expected a scalar; the '
-                                  'file is corrupt' % (name, info.shape))
+            kinds = ('f' if name == 'base_lr' else
+                     ('fb' if last in _BOOL_HYPERPARAMS else 'f') if head == 'hyperparam'
+                     else 'iu')
+            if info.shape != () or info.dtype.kind not in kinds:
+                raise _fail(path, 'optimizer entry %s is %s %s, expected a scalar %s; the file '
+                                  'is corrupt or was edited'
+                            % (name, info.dtype, info.shape, _KIND_WORDS[kinds]))
         elif head in param_shapes and _NAME.match(last):
             if info.shape != param_shapes[head] or info.dtype != numpy.float32:
                 raise _fail(path, 'optimizer state %s is %s %s, but its parameter %s is float32 '
@@ -487,3 +504,78 @@ def _check_corpus(c, corpus):
             _is_int(v) and v >= 0 for v in sizes.values())):
         raise c.fail('corpus.sizes', sizes, 'is not a mapping of split sizes')
 
+
+
+# -- 6. values (after the data is read) ---------------------------------------------------------
+
+def array_digest(a):
+    """SHA-256 (hex) of an array's dtype, shape and bytes (C order)."""
+    a = numpy.ascontiguousarray(a)
+    h = hashlib.sha256(('%s%s' % (a.dtype.str, a.shape)).encode('ascii'))
+    h.update(a.reshape(-1).view(numpy.uint8))
+    return h.hexdigest()
+
+
+def check_digests(path, meta, arrays):
+    """Compare every entry with the digest recorded when the file was written (checkpoints
+    written before digests existed have none and pass). Detects swapped, replaced or edited
+    entries whose zip checksums were made to fit."""
+    digests = meta.get('digests')
+    if digests is None:
+        return
+    if not isinstance(digests, dict) or not all(
+            isinstance(v, str) and _SHA256.match(v) for v in digests.values()):
+        raise _fail(path, 'the metadata\'s digests section is not a mapping of SHA-256 hex '
+                          'digests; the file is corrupt')
+    names = set(arrays)
+    if set(digests) != names:
+        extra = sorted(names - set(digests))
+        gone = sorted(set(digests) - names)
+        raise _fail(path, 'its entries do not match the ones recorded when it was written '
+                          '(not recorded: %s; missing: %s); the file was altered'
+                    % (', '.join(extra[:5]) or 'none', ', '.join(gone[:5]) or 'none'))
+    bad = sorted(k for k in names if array_digest(arrays[k]) != digests[k])
+    if bad:
+        raise _fail(path, 'the content of %s differs from what was written (SHA-256 '
+                          'mismatch); the file was altered or damaged'
+                    % ', '.join(bad[:5]) + (' and %d more' % (len(bad) - 5)
+                                            if len(bad) > 5 else ''))
+
+
+def check_optimizer_values(path, meta, opt):
+    """Check the stored optimizer scalars and state (``opt``: key -> array, canonical names)
+    before any optimizer is built: counters >= 0 and no rule ahead of the optimizer, finite
+    hyperparameters that the optimizer named in ``train.optimizer`` accepts (a ``beta1`` of
+    1 would divide by zero), and non-negative second-moment state."""
+    if not opt:
+        return
+    def bad(msg):
+        return _fail(path, 'the checkpoint holds optimizer values that cannot be used: %s; the '
+                           'file is corrupt or was edited' % msg)
+    t = int(opt['t']) if 't' in opt else 0
+    for k, a in opt.items():
+        if k == 't' or k == 'epoch' or k.endswith('/t') and not k.startswith('hyperparam/'):
+            v = int(a)
+            if v < 0 or (k.endswith('/t') and v > t):
+                raise bad('%s = %d (must be in 0..%d)' % (k, v, t if k != 'epoch' else v))
+    hyper = {k[len('hyperparam/'):]: a.item() for k, a in opt.items()
+             if k.startswith('hyperparam/')}
+    nonfinite = ['%s = %r' % kv for kv in sorted(hyper.items())
+                 if isinstance(kv[1], float) and not math.isfinite(kv[1])]
+    if 'base_lr' in opt and not (math.isfinite(float(opt['base_lr']))
+                                 and float(opt['base_lr']) > 0):
+        nonfinite.append('base_lr = %r' % float(opt['base_lr']))
+    if nonfinite:
+        raise bad(', '.join(nonfinite))
+    train = meta.get('train') if isinstance(meta.get('train'), dict) else {}
+    cls_name = _OPTIMIZER_CLASSES.get(train.get('optimizer'))
+    if cls_name is not None and hyper:
+        from seqdbr import optimizers
+        try:
+            getattr(optimizers, cls_name)(**hyper)
+        except (TypeError, ValueError) as e:
+            raise bad('%s refuses them (%s)' % (cls_name, e)) from None
+        for k, a in opt.items():
+            if k.rpartition('/')[2] in NONNEGATIVE_STATE.get(cls_name, ()) and a.ndim and \
+                    bool((a < 0).any()):
+                raise bad('%s holds negative entries (a mean of squares)' % k)

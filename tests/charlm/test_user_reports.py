@@ -15,6 +15,7 @@ import pytest
 from seqdbr.charlm import checkpoint as ckpt_mod
 from seqdbr.charlm import sample as sample_mod
 from seqdbr.charlm.checkpoint import load_checkpoint, save_checkpoint
+from seqdbr.charlm.checkpoint_meta import array_digest
 from seqdbr.charlm.cli import EXIT_BROKEN_PIPE, eval_main, sample_main, train_main
 from seqdbr.charlm.errors import CheckpointError
 from seqdbr.charlm.model import CharRNN
@@ -35,6 +36,9 @@ def _rewrite(src, dst, meta_edit=None, array_edit=None):
         meta_edit(meta)
     if array_edit:
         array_edit(d)
+    # Re-record the digests, as a deliberate editor would: the checks behind them must still
+    # catch the edit (an edit alone is caught by the digests, see test_fuzz_checkpoint.py).
+    meta['digests'] = {k: array_digest(v) for k, v in d.items() if k != 'meta'}
     d['meta'] = numpy.frombuffer(json.dumps(meta).encode('utf-8'), dtype=numpy.uint8)
     numpy.savez(dst, **d)
     return str(dst)
