@@ -414,7 +414,7 @@ def _read_checked(path):
         meta = _parse_meta(path, r.read(_META_KEY))
         cfg = dict(meta['model'])
         checkpoint_meta.check_model_config(path, cfg)
-        checkpoint_meta.check_layout(path, r.index, cfg)
+        checkpoint_meta.check_layout(path, r.index, cfg, meta.get('train'))
         arrays = {k: r.read(k) for k in r.index if k != _META_KEY}
     checkpoint_meta.check_digests(path, meta, arrays)
     checkpoint_meta.check_optimizer_values(

@@ -243,7 +243,7 @@ def _check_optimizer(path, index, param_shapes):
             raise _fail(path, 'unknown optimizer entry %s; the file is corrupt' % name)
 
 
-def _check_state(path, index, cfg):
+def _check_state(path, index, cfg, batch_size=None):
     L, H = cfg['num_layers'], cfg['rnn_size']
     keys = sorted(k[len('state/'):] for k in index if k.startswith('state/'))
     if not keys:
@@ -260,17 +260,25 @@ def _check_state(path, index, cfg):
             raise _fail(path, 'the carried state %s is %s %s, expected float32 (num_layers=%d, '
                               'B, rnn_size=%d) with 1 <= B <= %d; the file is corrupt'
                         % (k, info.dtype, s, L, H, MAX_STATE_BATCH))
+    B = index['state/h'].shape[1]
+    if _is_int(batch_size) and B != batch_size:
+        raise _fail(path, 'the carried state has %d streams but the checkpoint\'s training '
+                          'configuration has batch_size %d; the file is corrupt'
+                    % (B, batch_size))
     if len({index['state/' + k].shape for k in keys}) != 1:
         raise _fail(path, 'the carried states h %s and c %s differ in shape; the file is corrupt'
                     % (index['state/h'].shape, index['state/c'].shape))
 
 
-def check_layout(path, index, cfg):
+def check_layout(path, index, cfg, train=None):
     """Check every ``params/``, ``optimizer/`` and ``state/`` entry against the (already
-    checked) model configuration ``cfg``, from the headers alone."""
+    checked) model configuration ``cfg`` (and the carried state's batch against
+    ``train['batch_size']`` when the training configuration is given), from the headers
+    alone."""
     shapes = _check_params(path, index, cfg)
     _check_optimizer(path, index, shapes)
-    _check_state(path, index, cfg)
+    _check_state(path, index, cfg,
+                 train.get('batch_size') if isinstance(train, dict) else None)
 
 
 # -- 5. training metadata --------------------------------------------------------------------
@@ -396,9 +404,10 @@ def validate_training_meta(meta, path):
     cursor is the progress iteration, with the stored batch size and window length),
     ``history`` (one training loss per iteration, validation points ``[iteration, loss]`` in
     order), ``rng`` (bit-generator states of this NumPy's generator type) and ``corpus``
-    (name, spec, source, sha256, encoding, fractions, sizes). The ``train`` and ``corpus``
-    sections are checked whenever present (evaluation reads them); the others when the file
-    is resumable (it has ``train`` and ``progress``).
+    (name, spec, source, sha256, encoding, fractions, sizes). Each of these sections, when
+    present, must be a JSON object; ``train`` and ``corpus`` are checked in full whenever
+    present (evaluation reads them), the others when the file is resumable (it has
+    ``train`` and ``progress``).
 
     Args:
         meta (dict): the parsed metadata.
@@ -409,10 +418,13 @@ def validate_training_meta(meta, path):
             the stored field, not a command-line flag.
     """
     c = _Checker(path)
+    for name in ('train', 'corpus', 'progress', 'batcher', 'history', 'rng'):
+        if name in meta:
+            c.section(meta, name)                  # present: must be a JSON object
     # What the trainer resumes from: a train section and a progress section (without them
     # it refuses the file itself, as "holds no training state").
-    resumable = isinstance(meta.get('train'), dict) and 'progress' in meta
-    train = meta.get('train') if isinstance(meta.get('train'), dict) else None
+    resumable = 'train' in meta and 'progress' in meta
+    train = meta.get('train')
     if train is not None:
         c.fields('train', train, TRAIN_SCHEMA)
         tf, vf = train.get('train_frac'), train.get('val_frac')

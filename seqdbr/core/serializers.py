@@ -418,6 +418,19 @@ class _Counting:
         return data
 
 
+class _Recording:
+    """Read-through wrapper keeping the bytes read (the ``.npy`` header)."""
+
+    def __init__(self, f):
+        self.f = f
+        self.data = bytearray()
+
+    def read(self, size=-1):
+        data = self.f.read(size)
+        self.data += data
+        return data
+
+
 def _damaged(path, detail):
     return SerializationError('%s is not a readable .npz archive (truncated or corrupt?): %s'
                               % (path, detail))
@@ -461,6 +474,7 @@ class NpzReader:
         self.max_bytes = max_bytes
         self._used = 0
         self._zip = None
+        self._header_bytes = {}
         with open(self.path, 'rb') as f:       # FileNotFoundError etc. as themselves
             head = f.read(len(_NPY_MAGIC))
         if head == _NPY_MAGIC:
@@ -519,7 +533,7 @@ class NpzReader:
             raise self._member_error(name, 'uses zip compression method %d; only stored (0) '
                                            'and deflated (8) are read' % zi.compress_type)
         with self._zip.open(zi) as raw:
-            f = _Counting(raw)
+            f = _Counting(_Recording(raw))
             version = numpy.lib.format.read_magic(f)
             if version == (1, 0):
                 shape, fortran, dtype = numpy.lib.format.read_array_header_1_0(
@@ -543,6 +557,7 @@ class NpzReader:
             raise self._member_error(
                 name, 'declares shape %s of %s (%d data bytes) but the archive entry holds %d '
                       'data bytes' % (shape, dtype, nbytes, zi.file_size - f.n))
+        self._header_bytes[name] = bytes(f.f.data)
         return NpyMemberInfo(name[:-4], tuple(shape), dtype, bool(fortran), nbytes,
                              zi.compress_type, zi.compress_size)
 
@@ -576,15 +591,11 @@ class NpzReader:
 
     def _read_member(self, key, info):
         zi = self._zip.getinfo(key + '.npy')
-        if self._header(zi) != info:
-            raise self._member_error(zi.filename, 'changed while it was read')
         with self._zip.open(zi) as raw:
-            f = _Counting(raw)
-            numpy.lib.format.read_magic(f)
-            # Skip the rest of the header (its length is known from the index pass).
-            header_len = zi.file_size - info.nbytes - f.n
-            if len(raw.read(header_len)) != header_len:
-                raise self._member_error(zi.filename, 'is truncated')
+            # The header must be the very bytes parsed when the index was read.
+            header = self._header_bytes[zi.filename]
+            if raw.read(len(header)) != header:
+                raise self._member_error(zi.filename, 'changed while it was read')
             flat = numpy.empty(math.prod(info.shape), dtype=info.dtype)
             view = memoryview(flat.view(numpy.uint8).reshape(-1)) if info.nbytes else None
             got = 0
