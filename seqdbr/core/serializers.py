@@ -522,7 +522,13 @@ class NpzReader:
             key = name[:-4]
             if key in index:
                 raise self._member_error(name, 'appears twice')
-            index[key] = self._header(zi)
+            try:
+                index[key] = self._header(zi)
+            except SerializationError:
+                raise
+            except _READ_ERRORS as e:
+                raise self._member_error(name, 'cannot be read (%s: %s)'
+                                         % (type(e).__name__, e)) from None
         return index
 
     def _header(self, zi):
