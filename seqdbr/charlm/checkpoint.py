@@ -414,6 +414,7 @@ def _read_checked(path):
         meta = _parse_meta(path, r.read(_META_KEY))
         cfg = dict(meta['model'])
         checkpoint_meta.check_model_config(path, cfg)
+        validate_training_meta(meta, path)
         checkpoint_meta.check_layout(path, r.index, cfg, meta.get('train'))
         arrays = {k: r.read(k) for k in r.index if k != _META_KEY}
     checkpoint_meta.check_digests(path, meta, arrays)
@@ -470,5 +471,4 @@ def load_checkpoint(path):
             state[k[len(_STATE):]] = v
     ck = Checkpoint(path, meta, params, opt, state)
     ck.check_consistent()
-    validate_training_meta(meta, path)
     return ck

@@ -10,17 +10,18 @@ protects:
    :func:`size_budget` of the file (a zip bomb is refused before it is inflated).
 2. :func:`parse_meta` -- the JSON text, at most :data:`MAX_JSON_DEPTH` levels deep.
 3. :func:`check_model_config` -- the ``CharRNN`` arguments: known keys, types, and sane
-   bounds (:data:`LIMITS`).
+   bounds (:data:`LIMITS`); then :func:`validate_training_meta` (below).
 4. :func:`check_layout` -- every parameter, optimizer-state and carried-state entry has the
    shape and dtype (float32) that the model configuration implies, and nothing else is
    stored. So the model that is built next has exactly the size of the arrays in the file.
 5. :func:`check_digests` and :func:`check_optimizer_values`, once the data is read: every
    entry against the SHA-256 recorded at save time (swapped or edited entries), and the
    optimizer's counters, hyperparameters and second moments.
-6. :func:`validate_training_meta` -- the sections the trainer reads on resume (``train``,
-   ``progress``, ``batcher``, ``history``, ``rng``, ``corpus``): types, ranges and their
-   agreement with each other and with the model. Messages say "the checkpoint holds ...",
-   never blame a command-line flag the user did not give.
+
+:func:`validate_training_meta` (step 3) checks the sections the trainer reads on resume
+(``train``, ``progress``, ``batcher``, ``history``, ``rng``, ``corpus``): types, ranges and
+their agreement with each other and with the model. Its messages say "the checkpoint holds
+...", never blaming a command-line flag the user did not give.
 
 Every failure is a :class:`~seqdbr.charlm.errors.CheckpointError` naming the file.
 """

@@ -31,9 +31,11 @@ __all__ = ['train_main', 'sample_main', 'eval_main', 'build_train_parser',
 
 def _user_errors():
     from seqdbr.charlm.vocab import UnknownCharacterError
+    from seqdbr.core.dirlock import DirectoryLockedError
     from seqdbr.datasets.corpora import CorpusError
     from seqdbr.datasets.download import DownloadError
-    return (CharLMError, CorpusError, UnknownCharacterError, DownloadError)
+    return (CharLMError, CorpusError, UnknownCharacterError, DownloadError,
+            DirectoryLockedError)
 
 
 def _fail(prog, exc):

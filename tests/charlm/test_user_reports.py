@@ -173,7 +173,8 @@ def test_checkpoint_whose_vocab_or_config_disagrees_with_its_weights(run, tmp_pa
     with pytest.raises(CheckpointError, match=r'rnn_size = 10000000 \(must be an integer in '):
         load_checkpoint(huge)
     wrong = _rewrite(src, tmp_path / 'wrong.npz',
-                     meta_edit=lambda m: m['model'].update(rnn_size=16))
+                     meta_edit=lambda m: (m['model'].update(rnn_size=16),
+                                          m['train'].update(rnn_size=16)))
     with pytest.raises(CheckpointError, match=r'embed/W has shape \(\d+, 8\), expected'):
         load_checkpoint(wrong)
     assert sample_main([huge, '--length', '3']) == 1
