@@ -26,7 +26,6 @@ import struct
 import sys
 import warnings
 import zipfile
-import zlib
 
 import numpy
 import pytest
