@@ -12,6 +12,7 @@ import pytest
 import seqdbr
 import seqdbr.functions as F
 from seqdbr import Parameter, Variable
+from seqdbr.core import backend
 from seqdbr.core.config import config, global_config, using_config
 from seqdbr.optimizers import SGD, hooks
 
@@ -31,27 +32,32 @@ class _Holder:
             p.cleargrad()
 
 
-def _clip(threshold, **grads):
+def _clip(threshold, xp=numpy, **grads):
     """Run GradientClipping through a real SGD update with lr=1 on zero weights, so each
-    weight after the update is minus its clipped gradient."""
+    weight after the update is minus its clipped gradient (returned on the host)."""
     params = {}
     for k, g in grads.items():
         g = numpy.asarray(g)
-        p = Parameter(numpy.zeros(g.shape, g.dtype))
-        p.grad = g.copy()
+        p = Parameter(xp.zeros(g.shape, g.dtype))
+        p.grad = xp.asarray(g.copy())
         params[k] = p
     opt = SGD(lr=1.0)
     opt.setup(_Holder(**params))
     hook = hooks.GradientClipping(threshold)
     opt.add_hook(hook)
     opt.update()
-    return hook, params
+    return hook, {k: _Host(backend.to_cpu(p.array)) for k, p in params.items()}
+
+
+class _Host:
+    def __init__(self, array):
+        self.array = array
 
 
 # -- item 11: GradientClipping --------------------------------------------------------------
 
 @pytest.mark.parametrize('scale', [1e19, 1e20, 3e30, 1e38])
-def test_clipping_float32_gradients_whose_squares_overflow(scale):
+def test_clipping_float32_gradients_whose_squares_overflow(scale, xp):
     rng = numpy.random.default_rng(0)
     a = (rng.standard_normal((7, 5)) * scale).astype(numpy.float32)
     b = (rng.standard_normal(11) * scale).astype(numpy.float32)
@@ -61,7 +67,7 @@ def test_clipping_float32_gradients_whose_squares_overflow(scale):
     # Reference: the float64 norm of the raw gradients, by the definition.
     a64, b64 = a.astype(numpy.float64), b.astype(numpy.float64)
     want_norm = math.sqrt(float((a64 ** 2).sum() + (b64 ** 2).sum()))
-    hook, p = _clip(5.0, a=a, b=b)
+    hook, p = _clip(5.0, xp, a=a, b=b)      # CPU, or the GPU with SEQDBR_TEST_DEVICE=gpu
     assert hook.last_norm == pytest.approx(want_norm, rel=1e-6)
     # The step taken is the clipped gradient: norm 5, the direction of the raw gradient.
     got = numpy.concatenate([-p['a'].array.ravel(), -p['b'].array.ravel()]).astype(
@@ -72,21 +78,21 @@ def test_clipping_float32_gradients_whose_squares_overflow(scale):
     numpy.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-30)
 
 
-def test_clipping_float64_beyond_float64_squares():
+def test_clipping_float64_beyond_float64_squares(xp):
     g = numpy.array([3e200, -4e200, 0.0])          # squares overflow float64
-    hook, p = _clip(1.0, g=g)
+    hook, p = _clip(1.0, xp, g=g)
     assert hook.last_norm == pytest.approx(5e200, rel=1e-12)
     numpy.testing.assert_allclose(-p['g'].array, [0.6, -0.8, 0.0], rtol=1e-12)
 
 
-def test_clipping_truly_non_finite_gradients_are_left_alone():
+def test_clipping_truly_non_finite_gradients_are_left_alone(xp):
     g = numpy.array([numpy.inf, 1.0], dtype=numpy.float32)
     h = numpy.array([1e30, 1e30], dtype=numpy.float32)
-    hook, p = _clip(1.0, g=g, h=h)
+    hook, p = _clip(1.0, xp, g=g, h=h)
     assert math.isinf(hook.last_norm)
     assert numpy.isneginf(p['g'].array[0]) and p['g'].array[1] == -1.0
     numpy.testing.assert_array_equal(-p['h'].array, h)
-    hook, p = _clip(1.0, g=numpy.array([numpy.nan, 1e30], dtype=numpy.float32))
+    hook, p = _clip(1.0, xp, g=numpy.array([numpy.nan, 1e30], dtype=numpy.float32))
     assert math.isnan(hook.last_norm)
 
 
