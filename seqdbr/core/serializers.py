@@ -541,15 +541,18 @@ class NpzReader:
         with self._zip.open(zi) as raw:
             f = _Counting(_Recording(raw))
             version = numpy.lib.format.read_magic(f)
-            if version == (1, 0):
-                shape, fortran, dtype = numpy.lib.format.read_array_header_1_0(
-                    f, max_header_size=MAX_NPY_HEADER)
-            elif version == (2, 0):
-                shape, fortran, dtype = numpy.lib.format.read_array_header_2_0(
-                    f, max_header_size=MAX_NPY_HEADER)
-            else:
+            if version not in ((1, 0), (2, 0)):
                 raise self._member_error(name, 'has .npy format version %d.%d; versions 1.0 '
                                                'and 2.0 are read' % version)
+            read = (numpy.lib.format.read_array_header_1_0 if version == (1, 0) else
+                    numpy.lib.format.read_array_header_2_0)
+            try:
+                shape, fortran, dtype = read(f, max_header_size=MAX_NPY_HEADER)
+            except Exception as e:       # noqa: BLE001 -- NumPy parses the header text with
+                # ast/tokenize, whose errors on hostile text are of many types
+                # (SyntaxError, tokenize.TokenError, ValueError, MemoryError, ...).
+                raise self._member_error(name, 'has an unreadable .npy header (%s: %s)'
+                                         % (type(e).__name__, e)) from None
         if dtype.hasobject:
             raise self._member_error(name, 'is an object (pickled) array; seqdbr never loads '
                                            'pickles (re-save it with numeric or str arrays)')

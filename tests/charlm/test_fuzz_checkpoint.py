@@ -35,7 +35,8 @@ from seqdbr.charlm.checkpoint_meta import array_digest
 from seqdbr.charlm.cli import _user_errors, eval_main, sample_main
 from seqdbr.charlm.train import TrainConfig, train
 
-SEED = 20261206
+#: Mutant seed; ``SEQDBR_FUZZ_SEED=N`` runs another deterministic set (longer fuzzing).
+SEED = int(os.environ.get('SEQDBR_FUZZ_SEED', '20261206'))
 CASE_LIMIT_S = 20.0
 WORDS = ('the cat sat on a mat while dogs ran far away from home and small birds sang '
          'quietly in old green trees near water').split()

@@ -417,6 +417,10 @@ def test_unsupported_compression_methods_are_refused(tmp_path, method):
     ([('W.npy', _npy_bytes(numpy.ones(2))), ('W.npy', _npy_bytes(numpy.ones(2)))],
      "appears twice"),
     ([('W.npy', b'')], "entry 'W' cannot be read (ValueError: EOF"),
+    # A flipped byte in the header text (found by the checkpoint fuzzer): NumPy's parser
+    # raised tokenize.TokenError, which is not a ValueError.
+    ([('W.npy', _npy_bytes(numpy.ones(2)).replace(b"(2,)", b"\xa12,)"))],
+     "entry 'W' has an unreadable .npy header (TokenError"),
     ([('readme.txt', b'hello')], "member 'readme.txt' is not an .npy array"),
     ([('W.npy', b'\x93NUMPY\x09\x00' + bytes(60))], 'format version 9.0'),
     ([('W.npy', _npy_header((2,), '|V4') + bytes(8))], 'only bool, integer'),
