@@ -184,10 +184,17 @@ class Checkpoint:
         """The :class:`Vocabulary` stored in the checkpoint."""
         if self._vocab is None:
             try:
-                self._vocab = Vocabulary.from_json(self.meta['vocab'])
+                vocab = Vocabulary.from_json(self.meta['vocab'])
             except (TypeError, ValueError) as e:
                 raise self._error('the stored vocabulary is invalid (%s); the file is corrupt'
                                   % e) from None
+            d = self.meta['vocab']
+            if d.get('mode') == 'char' and any(0xD800 <= c <= 0xDFFF for c in d['symbols']):
+                # Text read as UTF-8 never holds surrogates; sampling could not write them.
+                raise self._error('the stored vocabulary holds surrogate code points '
+                                  '(U+D800..U+DFFF), which no UTF-8 text contains; the file is '
+                                  'corrupt or was edited')
+            self._vocab = vocab
         return self._vocab
 
     def _progress_int(self, key):

@@ -357,6 +357,11 @@ def _read_content(path):
     path = pathlib.Path(path)
     if path.is_dir():
         raise CorpusError('%s is a directory; pass the path of a text file' % path)
+    if path.is_char_device() or path.is_block_device() or path.is_socket():
+        # /dev/zero or /dev/urandom would be read forever (e.g. named by a hostile
+        # checkpoint's corpus record); a pipe (--corpus <(zcat x.gz)) is still accepted.
+        raise CorpusError('%s is a device or socket, not a text file; pass the path of a '
+                          'text file' % path)
     try:
         raw = path.read_bytes()
     except FileNotFoundError:

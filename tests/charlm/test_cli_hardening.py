@@ -236,3 +236,17 @@ def test_unreadable_corpus(run, tmp_path, capsys, monkeypatch):
     out = tmp_path / 'out'
     err = _err(capsys, train_main, ['--corpus', str(locked), '--out', str(out)] + TINY, locked)
     assert 'permission denied' in err and not out.exists()
+
+
+def test_stored_corpus_naming_a_device_is_not_read(run, tmp_path, capsys):
+    """eval without --corpus reads the corpus the checkpoint names: /dev/zero would never end."""
+    p = _edit(run[1], tmp_path / 'x' / 'm.npz', meta_edit=_set('corpus.spec', '/dev/zero'))
+    err = _err(capsys, eval_main, [p], '/dev/zero')
+    assert 'is a device or socket' in err
+
+
+def test_vocabulary_of_surrogates(run, tmp_path, capsys):
+    """A vocabulary of lone surrogates made sampling crash while writing (UnicodeEncodeError)."""
+    p = _edit(run[1], tmp_path / 'x' / 'm.npz', meta_edit=lambda m: m['vocab'].update(
+        symbols=[0xD800 + i for i in range(len(m['vocab']['symbols']))]))
+    _all_refuse(capsys, run, p, 'surrogate code points')

@@ -359,6 +359,8 @@ def _hostile_metadata():
         ('vocab.symbols short', lambda mt: mt['vocab'].update(symbols=mt['vocab']['symbols'][:-1])),
         ('vocab.symbols str', _set('vocab.symbols', 'abc')),
         ('vocab.mode', _set('vocab.mode', 'words')),
+        ('vocab surrogates', lambda mt: mt['vocab'].update(
+            symbols=[0xD800 + i for i in range(len(mt['vocab']['symbols']))])),
         ('vocab=[]', _set('vocab', [])),
         ('format', _set('format', 'other')),
         ('format_version=99', _set('format_version', 99)),

@@ -7,6 +7,7 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import pathlib
 import platform
 import shutil
@@ -443,3 +444,10 @@ def test_unreadable_file_is_a_corpus_error(tmp_path, monkeypatch, exc, words):
     with pytest.raises(CorpusError) as e:
         load_corpus(str(p))
     assert str(p) in str(e.value) and words in str(e.value)
+
+
+def test_devices_are_refused_not_read_forever():
+    for dev in ('/dev/zero', '/dev/urandom'):
+        if os.path.exists(dev):
+            with pytest.raises(CorpusError, match='is a device or socket, not a text file'):
+                load_corpus(dev)
