@@ -450,6 +450,11 @@ def validate_training_meta(meta, path):
         raise c.fail('progress.best_iteration', prog['best_iteration'],
                      'is after the iteration it was saved at (%d)' % it)
     _check_batcher(c, c.section(meta, 'batcher'), it, train)
+    sizes = (meta.get('corpus') or {}).get('sizes') or {}
+    if _is_int(sizes.get('train')) and sizes['train'] != meta['batcher']['num_tokens']:
+        raise c.fail('batcher.num_tokens', meta['batcher']['num_tokens'],
+                     'differs from the training split size corpus.sizes.train (%d)'
+                     % sizes['train'])
     _check_history(c, c.section(meta, 'history', required=False) or {}, it)
     _check_rng(c, c.section(meta, 'rng'))
 
@@ -465,6 +470,9 @@ def _check_batcher(c, b, it, train):
         if tkey in train and b[key] != train[tkey]:
             raise c.fail('batcher.%s' % key, b[key], 'differs from train.%s (%r)'
                          % (tkey, train[tkey]))
+    if b['num_tokens'] < b['batch_size'] * b['bptt_len'] + 1:
+        raise c.fail('batcher.num_tokens', b['num_tokens'], 'cannot hold one batch of '
+                     'batch_size %d x bptt_len %d + 1' % (b['batch_size'], b['bptt_len']))
 
 
 def _check_history(c, h, it):

@@ -172,6 +172,7 @@ def test_deeply_nested_metadata(run, tmp_path, capsys):
     ('train.batch_size', 0, 'holds train.batch_size = 0, which must be an integer >= 1'),
     ('train.device', 'tpu', "holds train.device = \"tpu\", which must be 'cpu'"),
     ('train.learning_rate', -1, 'holds train.learning_rate = -1'),
+    ('batcher.num_tokens', 7, 'holds batcher.num_tokens = 7, which'),
     # 10. an initial loss of -1 is not a loss (it made every step "diverge")
     ('progress.initial_loss', -1, 'holds progress.initial_loss = -1, which must be a finite '
                                   'number in [0'),
