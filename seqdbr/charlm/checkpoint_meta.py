@@ -330,12 +330,12 @@ def _boolean(v):
         return 'must be true or false'
 
 
-_INF = math.inf
+_F32_MAX = float(numpy.finfo(numpy.float32).max)
 #: What each stored training option may hold (the trainer's ``TrainConfig`` fields).
 TRAIN_SCHEMA = {
     'model': _choice('lstm', 'gru'), 'rnn_size': _int_at_least(1),
     'num_layers': _int_at_least(1), 'dropout': _real_in(0, 1, hi_open=True),
-    'forget_bias': _real_in(-3.4e38, 3.4e38), 'seq_length': _int_at_least(1),
+    'forget_bias': _real_in(-_F32_MAX, _F32_MAX), 'seq_length': _int_at_least(1),
     'batch_size': _int_at_least(1), 'optimizer': _choice('adam', 'rmsprop', 'sgd'),
     'learning_rate': _real_in(0, 1e308, lo_open=True), 'lr_decay': _real_in(0, 1, lo_open=True),
     'lr_decay_after': _int_at_least(0), 'grad_clip': _real_in(0, 1e308),
