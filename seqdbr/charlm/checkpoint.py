@@ -22,7 +22,9 @@ Layout of the archive (every entry a plain NumPy array; read with ``allow_pickle
 
 Metadata (JSON object): ``format`` (``'seqdbr.charlm.checkpoint'``), ``format_version``
 (int, :data:`FORMAT_VERSION`), ``seqdbr_version``, ``created`` (UTC ISO time), ``model``
-(the :class:`CharRNN` constructor arguments), ``vocab`` (``Vocabulary.to_json()``), and the
+(the :class:`CharRNN` constructor arguments), ``vocab`` (``Vocabulary.to_json()``),
+``digests`` (entry name -> SHA-256 of its dtype, shape and bytes; checked on load, optional so
+that older files still load), and the
 sections the trainer adds: ``train`` (training configuration), ``corpus`` (name, source,
 sha256, encoding, split sizes), ``progress`` (iteration, epoch, elapsed seconds, initial and
 best losses), ``rng`` (NumPy bit-generator states), ``batcher`` (the cursor), ``history``
@@ -33,15 +35,19 @@ process killed mid-save leaves the previous checkpoint intact.
 """
 import datetime
 import json
+import math
 import os
 
 import numpy
 
+from seqdbr.charlm import checkpoint_meta
+from seqdbr.charlm.checkpoint_meta import validate_training_meta
 from seqdbr.charlm.errors import CheckpointError
 from seqdbr.charlm.vocab import Vocabulary
 from seqdbr.core import backend, serializers
 
-__all__ = ['FORMAT', 'FORMAT_VERSION', 'Checkpoint', 'save_checkpoint', 'load_checkpoint']
+__all__ = ['FORMAT', 'FORMAT_VERSION', 'Checkpoint', 'save_checkpoint', 'load_checkpoint',
+           'validate_training_meta']
 
 #: Value of ``meta['format']``.
 FORMAT = 'seqdbr.charlm.checkpoint'
@@ -113,11 +119,7 @@ def save_checkpoint(path, model, vocab, optimizer=None, meta=None, carried_state
         'model': model.config(),
         'vocab': vocab.to_json(),
     })
-    try:
-        text = json.dumps(info, allow_nan=True, ensure_ascii=True, sort_keys=True)
-    except (TypeError, ValueError) as e:
-        raise TypeError('checkpoint metadata must be JSON-serializable: %s' % e) from None
-    arrays = {_META_KEY: numpy.frombuffer(text.encode('utf-8'), dtype=numpy.uint8).copy()}
+    arrays = {}
     for name, a in model.canonical_arrays().items():
         arrays[_PARAMS + name] = backend.to_cpu(a)
     if optimizer is not None:
@@ -130,6 +132,12 @@ def save_checkpoint(path, model, vocab, optimizer=None, meta=None, carried_state
         if state is not None:
             for k, v in state.items():
                 arrays[_STATE + k] = backend.to_cpu(v)
+    info['digests'] = {k: checkpoint_meta.array_digest(v) for k, v in arrays.items()}
+    try:
+        text = json.dumps(info, allow_nan=True, ensure_ascii=True, sort_keys=True)
+    except (TypeError, ValueError) as e:
+        raise TypeError('checkpoint metadata must be JSON-serializable: %s' % e) from None
+    arrays[_META_KEY] = numpy.frombuffer(text.encode('utf-8'), dtype=numpy.uint8).copy()
     serializers.save_npz_dict(path, arrays, compression=False)
     return path
 
@@ -176,21 +184,33 @@ class Checkpoint:
         """The :class:`Vocabulary` stored in the checkpoint."""
         if self._vocab is None:
             try:
-                self._vocab = Vocabulary.from_json(self.meta['vocab'])
+                vocab = Vocabulary.from_json(self.meta['vocab'])
             except (TypeError, ValueError) as e:
                 raise self._error('the stored vocabulary is invalid (%s); the file is corrupt'
                                   % e) from None
+            d = self.meta['vocab']
+            if d.get('mode') == 'char' and any(0xD800 <= c <= 0xDFFF for c in d['symbols']):
+                # Text read as UTF-8 never holds surrogates; sampling could not write them.
+                raise self._error('the stored vocabulary holds surrogate code points '
+                                  '(U+D800..U+DFFF), which no UTF-8 text contains; the file is '
+                                  'corrupt or was edited')
+            self._vocab = vocab
         return self._vocab
+
+    def _progress_int(self, key):
+        prog = self.meta.get('progress')
+        v = prog.get(key) if isinstance(prog, dict) else None
+        return v if isinstance(v, int) and not isinstance(v, bool) else 0
 
     @property
     def iteration(self):
         """Training iterations done when it was saved (0 when unknown)."""
-        return int(self.meta.get('progress', {}).get('iteration', 0))
+        return self._progress_int('iteration')
 
     @property
     def epoch(self):
         """Completed epochs when it was saved (0 when unknown)."""
-        return int(self.meta.get('progress', {}).get('epoch', 0))
+        return self._progress_int('epoch')
 
     def check_finite(self, training_state=False):
         """Raise :class:`CheckpointError` if any weight is NaN or infinite.
@@ -326,27 +346,51 @@ class Checkpoint:
         except serializers.SerializationError as e:
             raise self._error('the optimizer state does not fit %s: %s'
                               % (type(optimizer).__name__, e)) from None
+        self._check_optimizer_values(optimizer)
+
+    def _check_optimizer_values(self, optimizer):
+        """Refuse loaded optimizer values that would silently wreck the run: counters below
+        0 or a rule ahead of the optimizer, hyperparameters the optimizer's constructor
+        refuses (a ``beta1`` of 1 divides by zero) or that are not finite, and negative
+        second-moment state (its square root is NaN)."""
+        name = type(optimizer).__name__
+        hp = optimizer.hyperparam
+        values = {k: getattr(hp, k) for k in getattr(optimizer, '_hyperparam_names', ())}
+        bad = ['%s = %r' % (k, v) for k, v in sorted(values.items())
+               if not isinstance(v, bool) and isinstance(v, float) and not math.isfinite(v)]
+        if optimizer.t < 0 or optimizer.epoch < 0:
+            bad.append('t = %r, epoch = %r (must be >= 0)' % (optimizer.t, optimizer.epoch))
+        base_lr = getattr(optimizer, 'base_lr', None)
+        if base_lr is not None and not (math.isfinite(base_lr) and base_lr > 0):
+            bad.append('base_lr = %r (must be a finite number > 0)' % (base_lr,))
+        if not bad:
+            try:
+                type(optimizer)(**values)
+            except (TypeError, ValueError) as e:
+                bad.append(str(e))
+        nonneg = checkpoint_meta.NONNEGATIVE_STATE.get(name, ())
+        for path, param in optimizer.target.namedparams():
+            rule = getattr(param, 'update_rule', None)
+            if rule is None:
+                continue
+            if not 0 <= rule.t <= optimizer.t:
+                bad.append('the step count of %s is %d, outside 0..%d' % (path, rule.t,
+                                                                           optimizer.t))
+            for k in nonneg:
+                a = (rule.state or {}).get(k)
+                if a is not None and bool((a < 0).any()):
+                    bad.append('%s state %s of %s has negative entries' % (name, k, path))
+        if bad:
+            raise self._error('the checkpoint holds optimizer values that %s cannot use: %s; '
+                              'the file is corrupt or was edited' % (name, '; '.join(bad[:5])))
 
     def carried_state(self):
         """The stored carried state as a dict of host arrays, or None when none was saved."""
         return dict(self.state) if self.state else None
 
 
-def _parse_meta(path, arrays):
-    raw = arrays.get(_META_KEY)
-    if raw is None:
-        raise CheckpointError('%s is not a seqdbr char-RNN checkpoint: it has no %r entry '
-                              '(entries: %s)' % (path, _META_KEY,
-                                                 ', '.join(sorted(arrays)[:10]) or 'none'))
-    if raw.dtype != numpy.uint8 or raw.ndim != 1:
-        raise CheckpointError('%s: the %r entry must be a 1-D uint8 array of JSON text, got '
-                              '%s %s; the file is corrupt' % (path, _META_KEY, raw.dtype,
-                                                              raw.shape))
-    try:
-        meta = json.loads(raw.tobytes().decode('utf-8'))
-    except (UnicodeDecodeError, ValueError) as e:
-        raise CheckpointError('%s: the metadata is not valid JSON (%s); the file is corrupt'
-                              % (path, e)) from None
+def _parse_meta(path, raw):
+    meta = checkpoint_meta.parse_meta(path, raw)
     if not isinstance(meta, dict) or meta.get('format') != FORMAT:
         raise CheckpointError('%s is not a seqdbr char-RNN checkpoint (metadata format %r, '
                               'expected %r)' % (path, meta.get('format') if isinstance(
@@ -368,8 +412,33 @@ def _parse_meta(path, arrays):
     return meta
 
 
+def _read_checked(path):
+    """``(meta, arrays)`` of a checkpoint file, every check done before the data it guards
+    is read (see :mod:`seqdbr.charlm.checkpoint_meta`)."""
+    size = os.path.getsize(path)
+    with serializers.NpzReader(path, max_bytes=checkpoint_meta.size_budget(size)) as r:
+        checkpoint_meta.check_members(path, r.index, size)
+        meta = _parse_meta(path, r.read(_META_KEY))
+        cfg = dict(meta['model'])
+        checkpoint_meta.check_model_config(path, cfg)
+        validate_training_meta(meta, path)
+        checkpoint_meta.check_layout(path, r.index, cfg, meta.get('train'))
+        arrays = {k: r.read(k) for k in r.index if k != _META_KEY}
+    checkpoint_meta.check_digests(path, meta, arrays)
+    checkpoint_meta.check_optimizer_values(
+        path, meta, {k[len(_OPT):]: v for k, v in arrays.items() if k.startswith(_OPT)})
+    return meta, arrays
+
+
 def load_checkpoint(path):
-    """Read a checkpoint written by :func:`save_checkpoint`.
+    """Read a checkpoint written by :func:`save_checkpoint`, as untrusted input.
+
+    Before anything is inflated or built, the archive's headers, the metadata and the model
+    configuration are checked against each other and against sane bounds
+    (:mod:`seqdbr.charlm.checkpoint_meta`): unknown entries, a shape or dtype other than the
+    configuration implies (weights and states are float32), a zip bomb, a pickled entry, or
+    metadata the trainer could not use (:func:`validate_training_meta`) are refused. Never
+    runs a pickle.
 
     Args:
         path (str or os.PathLike): the ``.npz`` file.
@@ -378,9 +447,10 @@ def load_checkpoint(path):
         Checkpoint.
 
     Raises:
-        CheckpointError: the file does not exist, is truncated or corrupt, is not a char-RNN
-            checkpoint, or has a newer format version (the message names both versions).
-            Every message names the file.
+        CheckpointError: the file does not exist or cannot be read, is truncated or corrupt,
+            is not a char-RNN checkpoint, has a newer format version (the message names both
+            versions), or holds inconsistent or implausible content. Every message names the
+            file.
     """
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -391,27 +461,21 @@ def load_checkpoint(path):
         raise CheckpointError('%s is a directory; pass the checkpoint file inside it (e.g. '
                               '%s)' % (path, os.path.join(path, 'latest.npz')))
     try:
-        arrays = serializers.load_npz_dict(path)
+        meta, arrays = _read_checked(path)
     except serializers.SerializationError as e:
         raise CheckpointError('%s; the checkpoint cannot be used (if a run was killed while '
                               'copying it, use the other checkpoint of the run, latest.npz or '
                               'best.npz)' % e) from None
-    except PermissionError as e:
+    except OSError as e:
         raise CheckpointError('cannot read checkpoint %s: %s' % (path, e)) from None
-    meta = _parse_meta(path, arrays)
     params, opt, state = {}, {}, {}
     for k, v in arrays.items():
         if k.startswith(_PARAMS):
-            if v.dtype.kind != 'f':
-                raise CheckpointError('%s: parameter %s has dtype %s, expected a float dtype; '
-                                      'the file is corrupt' % (path, k[len(_PARAMS):], v.dtype))
             params[k[len(_PARAMS):]] = v
         elif k.startswith(_OPT):
             opt[k[len(_OPT):]] = v
         elif k.startswith(_STATE):
             state[k[len(_STATE):]] = v
-    if not params:
-        raise CheckpointError('%s holds no parameters; the file is corrupt' % path)
     ck = Checkpoint(path, meta, params, opt, state)
     ck.check_consistent()
     return ck

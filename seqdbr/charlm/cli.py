@@ -31,9 +31,11 @@ __all__ = ['train_main', 'sample_main', 'eval_main', 'build_train_parser',
 
 def _user_errors():
     from seqdbr.charlm.vocab import UnknownCharacterError
+    from seqdbr.core.dirlock import DirectoryLockedError
     from seqdbr.datasets.corpora import CorpusError
     from seqdbr.datasets.download import DownloadError
-    return (CharLMError, CorpusError, UnknownCharacterError, DownloadError)
+    return (CharLMError, CorpusError, UnknownCharacterError, DownloadError,
+            DirectoryLockedError)
 
 
 def _fail(prog, exc):
@@ -390,9 +392,11 @@ def build_eval_parser():
                          'training corpus)')
     ap.add_argument('--split', choices=('train', 'val', 'test', 'all'), default=None,
                     help="which part: the checkpoint's --train-frac/--val-frac split of the "
-                         "corpus (or its predefined splits), or 'all'. Default: test for the "
-                         "text the checkpoint was trained on, all for any other text given "
-                         "with --corpus")
+                         "corpus (or its predefined splits), or 'all'. Default: held-out text, "
+                         "i.e. for the text the checkpoint was trained on its test split, or "
+                         "its val split when the test split is empty (as with the default "
+                         "fractions); all for any other text given with --corpus. The split "
+                         "used is printed on stderr and in the JSON")
     ap.add_argument('--encoding', choices=('utf-8', 'bytes'), default=None,
                     help="default: the checkpoint's")
     ap.add_argument('--batch-size', type=_positive_int, default=None,
@@ -421,6 +425,9 @@ def eval_main(argv=None):
                                 device=args.device)
     except _user_errors() as e:
         return _fail(ap.prog, e)
+    if 'split_reason' in report:
+        print('%s: evaluating the %s split (%s); pass --split to choose'
+              % (ap.prog, report['split'], report['split_reason']), file=sys.stderr, flush=True)
     try:
         print(json.dumps(report, indent=2), flush=True)
     except BrokenPipeError:

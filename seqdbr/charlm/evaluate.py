@@ -10,6 +10,7 @@ continuing the last stream's state, so nothing is left out. The model's own carr
 does not disturb it. The scoring itself is :func:`seqdbr.rnn.lm_eval.evaluate_tokens`
 (re-exported here); this module adds the checkpoint-and-corpus front end.
 """
+from seqdbr.charlm.errors import ConfigError
 from seqdbr.rnn.lm_eval import LN2, EvalResult, evaluate_tokens  # noqa: F401
 
 __all__ = ['EvalResult', 'evaluate_tokens', 'evaluate_split']
@@ -25,11 +26,13 @@ def evaluate_split(ck, corpus=None, split=None, encoding=None, batch_size=None,
             the checkpoint was trained on.
         split (str or None): ``'train'``, ``'val'``, ``'test'`` or ``'all'``, cut with the
             checkpoint's training fractions (or the corpus's predefined splits). None (the
-            default) means ``'test'`` when the corpus is the text the checkpoint was trained
-            on (same sha256), and ``'all'`` for any other text (or when the checkpoint
-            records no training corpus): a held-out file is scored whole rather than cut
-            with fractions meant for the training corpus (whose default 0.95/0.05 leaves no
-            test part at all).
+            default) picks held-out text: for the corpus the checkpoint was trained on (same
+            sha256) its test split, or its validation split when the test split is empty
+            (the trainer's default fractions 0.95/0.05 leave no test part); for any other
+            text (or when the checkpoint records no training corpus) ``'all'``: a held-out
+            file is scored whole rather than cut with fractions meant for the training
+            corpus. The report's ``split`` says which split was scored and
+            ``split_reason`` why.
         encoding (str or None): ``'utf-8'``/``'bytes'``; None follows the vocabulary.
         batch_size, seq_length (int or None): evaluation layout (default: the checkpoint's
             training values).
@@ -38,7 +41,8 @@ def evaluate_split(ck, corpus=None, split=None, encoding=None, batch_size=None,
 
     Returns:
         dict: ``checkpoint``, ``corpus``, ``source``, ``sha256``, ``split``, ``chars`` (targets
-        scored), ``loss_nats_per_char``, ``bits_per_char``, ``perplexity``.
+        scored), ``loss_nats_per_char``, ``bits_per_char``, ``perplexity``, and
+        ``split_reason`` when the split was chosen by default.
 
     Raises:
         ConfigError: an empty or too small split (the message suggests another), no corpus
@@ -46,7 +50,6 @@ def evaluate_split(ck, corpus=None, split=None, encoding=None, batch_size=None,
         UnknownCharacterError: characters outside the vocabulary with ``unknown='error'``.
     """
     from seqdbr.charlm.data import split_corpus
-    from seqdbr.charlm.errors import ConfigError
     from seqdbr.datasets.corpora import load_corpus
     meta_corpus = ck.meta.get('corpus') or {}
     train_cfg = ck.meta.get('train') or {}
@@ -63,11 +66,11 @@ def evaluate_split(ck, corpus=None, split=None, encoding=None, batch_size=None,
                           '%s; use --encoding %s' % (encoding, ck.path, 'bytes' if wanted ==
                                                      'bytes' else 'characters', wanted))
     c = load_corpus(corpus, encoding=encoding)
-    if split is None:
-        trained_sha = meta_corpus.get('sha256')
-        split = 'test' if trained_sha and c.sha256 == trained_sha else 'all'
     fr = meta_corpus.get('fractions')
     parts = split_corpus(c, *(fr if fr else (None, None)))
+    reason = None
+    if split is None:
+        split, reason = _default_split(parts, c, meta_corpus.get('sha256'))
     text = parts.part(split)
     tokens = ck.vocab.encode(text, unknown=unknown)
     if tokens.size < 2:
@@ -81,6 +84,28 @@ def evaluate_split(ck, corpus=None, split=None, encoding=None, batch_size=None,
     res = evaluate_tokens(model, tokens,
                           batch_size or int(train_cfg.get('batch_size', 50)),
                           seq_length or int(train_cfg.get('seq_length', 50)))
-    return {'checkpoint': ck.path, 'corpus': c.name, 'source': c.source, 'sha256': c.sha256,
-            'split': split, 'chars': res.num_tokens, 'loss_nats_per_char': res.loss,
-            'bits_per_char': res.bits_per_char, 'perplexity': res.perplexity}
+    report = {'checkpoint': ck.path, 'corpus': c.name, 'source': c.source,
+              'sha256': c.sha256, 'split': split, 'chars': res.num_tokens,
+              'loss_nats_per_char': res.loss, 'bits_per_char': res.bits_per_char,
+              'perplexity': res.perplexity}
+    if reason is not None:
+        report['split_reason'] = reason
+    return report
+
+
+def _default_split(parts, corpus, trained_sha):
+    """``(split, reason)`` when ``--split`` is not given (see :func:`evaluate_split`)."""
+    if not (trained_sha and corpus.sha256 == trained_sha):
+        return 'all', ('default for a text other than the training corpus: all of it is '
+                       'held out')
+    how = ('train/val fractions %g/%g' % tuple(parts.fractions) if parts.fractions
+           else '%s splits' % parts.method)
+    if len(parts.test) >= 2:
+        return 'test', 'default for the training corpus: its held-out test split'
+    if len(parts.val) >= 2:
+        return 'val', ('default for the training corpus: its test split is empty (%s), so '
+                       'the validation split, also held out from training, is scored' % how)
+    raise ConfigError('the checkpoint was trained on %s, whose test and validation splits are '
+                      'both empty (%s): nothing held out to evaluate. Pass --split train or '
+                      '--split all (text the model was trained on), or another text with '
+                      '--corpus' % (corpus.source, how))

@@ -25,11 +25,12 @@ def backward(root, retain_grad=False):
         return
     g = root._grad
     if g is None:
-        if root.array.ndim != 0:
+        if root.array.size != 1:
             raise ValueError(
-                'backward() on a variable of shape %s needs a starting gradient: set .grad '
-                '(same shape) or reduce the output to a scalar first (e.g. F.sum)'
-                % (root.array.shape,))
+                'backward() on a variable of shape %s (%d elements) needs a starting '
+                'gradient: set .grad (same shape) or reduce the output to a scalar first '
+                '(e.g. F.sum); only a one-element output starts from 1 by itself'
+                % (root.array.shape, root.array.size))
         g = backend.get_array_module(root.array).ones_like(root.array)
     grads = {root: g}
     heap = [(-f.rank, 0, f)]

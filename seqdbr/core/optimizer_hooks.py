@@ -100,6 +100,59 @@ class Lasso(_RateHook):
         return 'Lasso(rate=%r)' % self.rate
 
 
+def _sum_of_squares(grads, min_dtype):
+    """``sum over grads of sum(g**2)`` as a Python float, each array's dot product computed in
+    at least ``min_dtype`` (float16 is always widened) and the total accumulated in float64
+    (host arrays; CuPy gradients go through :func:`_device_sum_of_squares`). Overflow gives
+    inf quietly (the caller retries in float64)."""
+    total = 0.0
+    device_sum = None
+    min_size = numpy.dtype(min_dtype).itemsize
+    with numpy.errstate(over='ignore', invalid='ignore'):
+        for g in grads:
+            flat = g.ravel()
+            if flat.dtype.itemsize < min_size:
+                flat = flat.astype(min_dtype)
+            d = flat.dot(flat)
+            if type(g) is numpy.ndarray:
+                total += float(d)
+            else:
+                d = d.astype(numpy.float64)
+                device_sum = d if device_sum is None else device_sum + d
+        if device_sum is not None:
+            total += float(device_sum)
+    return total
+
+
+def _device_sum_of_squares(grads):
+    """``sum over grads of sum(g**2)`` in float64 as a 0-d device array (no host sync)."""
+    total = None
+    for g in grads:
+        flat = g.ravel().astype(numpy.float64)
+        d = flat.dot(flat)
+        total = d if total is None else total + d
+    return total
+
+
+def _scaled_norm(grads):
+    """The global L2 norm when even float64 squares overflow (norm above ~1.3e154): every
+    array is divided by the largest magnitude ``m`` before squaring, ``norm = m * sqrt(sum
+    ((g / m)**2))``. NaN or inf entries give a non-finite result."""
+    m = 0.0
+    for g in grads:
+        if g.size:
+            mg = float(abs(g).max())
+            if not mg <= m:                  # also takes a NaN, which max() would drop
+                m = mg
+    if not math.isfinite(m) or m == 0.0:
+        return m                             # NaN, inf, or all-zero gradients
+    total = 0.0
+    for g in grads:
+        flat = g.ravel().astype(numpy.float64) / m
+        total += float(flat.dot(flat))
+    return m * math.sqrt(total)
+
+
 class GradientClipping:
     """Rescale all gradients together when their global L2 norm exceeds ``threshold``.
 
@@ -111,10 +164,10 @@ class GradientClipping:
     difficulty of training recurrent neural networks", ICML 2013, Algorithm 1). Parameters
     without a gradient neither contribute to the norm nor are touched. The squared norm of
     each array is accumulated in float64 across parameters (float16 gradients are summed in
-    float32). A non-finite norm (NaN/inf gradients) leaves the gradients unchanged.
-
-    Args:
-        threshold (float): the largest allowed global norm (> 0).
+    float32). When that float32 sum overflows (a norm above about 1.8e19, with finite
+    gradients: the exploding case clipping exists for) it is recomputed in float64, on the
+    CPU and the GPU alike, so such gradients are clipped like any others. Only a truly
+    non-finite norm (NaN/inf gradients) leaves the gradients unchanged.
 
     On CuPy the norm, the test and the rescaling all stay on the device (every gradient is
     multiplied by ``min(1, threshold / norm)``, or by 1 when the norm is not finite), so
@@ -146,22 +199,19 @@ class GradientClipping:
 
     def __call__(self, optimizer):
         params = _params_with_grad(optimizer)
-        sqnorm = 0.0
-        device_sum = None
-        for p in params:
-            flat = p.grad.ravel()
-            if flat.dtype.itemsize < 4:
-                flat = flat.astype(numpy.float32)
-            d = flat.dot(flat)
-            if type(flat) is numpy.ndarray:
-                sqnorm += float(d)
-            else:  # CuPy: sum on the device
-                d = d.astype(numpy.float64)
-                device_sum = d if device_sum is None else device_sum + d
-        if device_sum is not None:
-            self._clip_on_device(params, device_sum + sqnorm)
+        grads = [p.grad for p in params]
+        if any(type(g) is not numpy.ndarray for g in grads):
+            # CuPy: the squares in float64 on the device, no host sync (a norm above
+            # ~1.3e154 is inf there and leaves the gradients unchanged)
+            self._clip_on_device(params, _device_sum_of_squares(grads))
             return
-        norm = math.sqrt(sqnorm)
+        sqnorm = _sum_of_squares(grads, numpy.float32)
+        if not math.isfinite(sqnorm):
+            # float32 squares overflow once the norm passes ~1.8e19, although the gradients
+            # are finite: redo the sum in float64 (rare, so the common path stays cheap). A
+            # gradient that really holds NaN/inf stays non-finite.
+            sqnorm = _sum_of_squares(grads, numpy.float64)
+        norm = math.sqrt(sqnorm) if math.isfinite(sqnorm) else _scaled_norm(grads)
         self._last_norm = norm
         if norm > self.threshold and math.isfinite(norm):
             scale = self.threshold / norm

@@ -33,8 +33,11 @@ One file can hold several objects (a checkpoint with model, optimizer and metada
 :func:`save_npz_dict`; read with :func:`load_npz_dict` and :func:`deserialize_from_dict`
 with ``path_prefix``.
 """
+import collections
+import math
 import numbers
 import os
+import struct
 import zipfile
 import zlib
 
@@ -47,7 +50,7 @@ from seqdbr.core.variable import Variable
 __all__ = ['SerializationError', 'LoadError', 'Serializer', 'Deserializer',
            'DictionarySerializer', 'DictionaryDeserializer', 'NpzDeserializer',
            'serialize_to_dict', 'deserialize_from_dict', 'save_npz', 'load_npz',
-           'save_npz_dict', 'load_npz_dict']
+           'save_npz_dict', 'load_npz_dict', 'read_npz_index', 'NpzReader', 'NpyMemberInfo']
 
 # Keyword names of numpy.savez that a top-level key would collide with.
 _RESERVED_KEYS = frozenset(('file', 'allow_pickle'))
@@ -177,10 +180,13 @@ class DictionaryDeserializer(Deserializer):
 
     Call ``s(key, value)``:
         value ndarray (numpy or cupy) or Variable: stored array copied in place (shape
-        must match exactly; dtype cast with 'same_kind' rules, to the device of
+        and dtype must match exactly, byte order aside; no silent casts), to the device of
         ``value``), returns ``value``. value None: returns the stored array (host NumPy),
         or None when the key is absent. value a Python/NumPy scalar: returns the stored
-        value converted to ``type(value)``. A missing key returns ``value`` unchanged and
+        value converted to ``type(value)``; the stored dtype's kind must fit that type
+        exactly (bool <- bool, int <- signed/unsigned integer, float <- float, complex <-
+        complex, str <- str), so an int32 ``beta1``, a boolean float or a complex ``t`` is a
+        mismatch, never a silent conversion. A missing key returns ``value`` unchanged and
         is recorded; so are mismatches. Call :meth:`finish` after the walk (the
         module-level helpers do) to raise :class:`LoadError` for the collected problems.
     """
@@ -218,8 +224,9 @@ class DictionaryDeserializer(Deserializer):
                 st.mismatched.append((full, 'stored shape %s, expected %s'
                                       % (stored.shape, target.shape)))
                 return value
-            if not numpy.can_cast(stored.dtype, target.dtype, casting='same_kind'):
-                st.mismatched.append((full, 'stored dtype %s cannot be cast to %s'
+            if not _same_dtype(stored.dtype, target.dtype):
+                st.mismatched.append((full, 'stored dtype %s, expected %s (dtypes must match '
+                                      'exactly; convert the file if the change is intended)'
                                       % (stored.dtype, target.dtype)))
                 return value
             if type(target) is numpy.ndarray:
@@ -236,17 +243,11 @@ class DictionaryDeserializer(Deserializer):
                 return value
             want = type(target)
             item = stored.reshape(()).item()
-            if want is bool and stored.dtype.kind not in 'biu':
-                st.mismatched.append((full, 'stored dtype %s, expected a bool' % stored.dtype))
-                return value
-            if issubclass(want, (str, numpy.str_)) != (stored.dtype.kind == 'U'):
-                st.mismatched.append((full, 'stored dtype %s, expected a %s'
-                                      % (stored.dtype, want.__name__)))
-                return value
-            if want is not bool and issubclass(want, numbers.Integral) \
-                    and stored.dtype.kind == 'f':
-                st.mismatched.append((full, 'stored a float (%s), expected an int'
-                                      % stored.dtype))
+            kinds = _scalar_kinds(want)
+            if stored.dtype.kind not in kinds:
+                st.mismatched.append((full, 'stored a %s value, expected %s (the stored dtype '
+                                      'must match the kind of the value exactly)'
+                                      % (stored.dtype, _KIND_NAMES[kinds])))
                 return value
             return want(item)
         raise SerializationError('cannot load %r into a %s: pass an array (filled in place), a '
@@ -288,6 +289,28 @@ class DictionaryDeserializer(Deserializer):
 
 
 NpzDeserializer = DictionaryDeserializer
+
+_KIND_NAMES = {'b': 'a bool', 'iu': 'an int', 'f': 'a float', 'c': 'a complex number',
+               'U': 'a str'}
+
+
+def _scalar_kinds(want):
+    """The dtype kinds a stored value may have to load into a scalar of type ``want``."""
+    if issubclass(want, (bool, numpy.bool_)):
+        return 'b'
+    if issubclass(want, (str, numpy.str_)):
+        return 'U'
+    if issubclass(want, numbers.Integral):
+        return 'iu'
+    if issubclass(want, numbers.Complex) and not issubclass(want, numbers.Real):
+        return 'c'
+    return 'f'
+
+
+def _same_dtype(a, b):
+    """Equal dtypes, byte order aside (a big-endian file loads into native arrays)."""
+    return a == b or (a.kind == b.kind and a.itemsize == b.itemsize
+                      and a.newbyteorder('=') == b.newbyteorder('='))
 
 
 def serialize_to_dict(obj, prefix=''):
@@ -354,43 +377,297 @@ def save_npz_dict(path, arrays, compression=True):
             numpy.savez(f, allow_pickle=False, **clean)
 
 
-def load_npz_dict(path):
-    """Read every array of an ``.npz`` file into a dict (eagerly, ``allow_pickle=False``).
+#: Most members an archive may have (a model has hundreds; a crafted file millions).
+MAX_NPZ_MEMBERS = 100000
+#: Longest ``.npy`` header read (NumPy's own safety limit).
+MAX_NPY_HEADER = 10000
+#: Floor of the default decompressed-size budget of :func:`load_npz_dict` (bytes).
+DEFAULT_MAX_BYTES_FLOOR = 1 << 30
+#: The default budget is also at least this multiple of the file's size on disk.
+DEFAULT_MAX_EXPANSION = 50
+_NPY_MAGIC = b'\x93NUMPY'
+_ALLOWED_KINDS = frozenset('biufcUS')
+_METHODS = {zipfile.ZIP_STORED: 'stored', zipfile.ZIP_DEFLATED: 'deflated'}
+
+
+class NpyMemberInfo(collections.namedtuple(
+        'NpyMemberInfo', 'key shape dtype fortran_order nbytes compress_type compressed_size')):
+    """What the headers of one ``.npz`` member declare, read without decompressing its data.
+
+    Attributes:
+        key (str): the array's name (the member name without ``.npy``).
+        shape (tuple of int), dtype (numpy.dtype), fortran_order (bool): from the ``.npy``
+            header.
+        nbytes (int): ``prod(shape) * itemsize``, the data size the header declares (the zip
+            entry's uncompressed size must equal the header plus exactly this).
+        compress_type (int): ``zipfile.ZIP_STORED`` or ``zipfile.ZIP_DEFLATED``.
+        compressed_size (int): bytes the member occupies in the file.
+    """
+
+
+class _Counting:
+    """Read-through wrapper counting the bytes consumed (to locate the end of a header)."""
+
+    def __init__(self, f):
+        self.f = f
+        self.n = 0
+
+    def read(self, size=-1):
+        data = self.f.read(size)
+        self.n += len(data)
+        return data
+
+
+class _Recording:
+    """Read-through wrapper keeping the bytes read (the ``.npy`` header)."""
+
+    def __init__(self, f):
+        self.f = f
+        self.data = bytearray()
+
+    def read(self, size=-1):
+        data = self.f.read(size)
+        self.data += data
+        return data
+
+
+def _damaged(path, detail):
+    return SerializationError('%s is not a readable .npz archive (truncated or corrupt?): %s'
+                              % (path, detail))
+
+
+class NpzReader:
+    """Reads an ``.npz`` archive as untrusted input: headers first, data only on request.
+
+    Everything is checked before any data is decompressed: the zip structure, one
+    ``<key>.npy`` member per key (no duplicates, no other members), compression ``stored`` or
+    ``deflated`` only (no encryption), each ``.npy`` header (versions 1 and 2, at most
+    :data:`MAX_NPY_HEADER` bytes, a plain numeric, bool or string dtype: never an object
+    dtype, so never a pickle), and that the zip entry's uncompressed size is exactly the header
+    plus ``prod(shape) * itemsize`` -- so a member claiming shape ``(10**12,)`` or holding
+    more data than its header declares is refused without allocating anything, and reading
+    a member never produces more bytes than its header declares (a zip bomb is bounded by
+    ``max_bytes``).
+
+    Use as a context manager::
+
+        with NpzReader(path) as r:
+            r.index                 # {key: NpyMemberInfo}
+            a = r.read('W')         # one array (checks its header again, then its CRC)
+
+    Args:
+        path (str or os.PathLike): the file.
+        max_bytes (int or None): budget of decompressed bytes for all :meth:`read` calls
+            together (None: ``max(1 GiB, 50 x the file size)``).
+
+    Raises:
+        FileNotFoundError, IsADirectoryError, PermissionError: as ``open`` raises them.
+        SerializationError: anything wrong with the file's content; the message names the file
+            (and the member).
+    """
+
+    def __init__(self, path, max_bytes=None):
+        self.path = os.fspath(path)
+        size = os.path.getsize(self.path) if os.path.isfile(self.path) else 0
+        if max_bytes is None:
+            max_bytes = max(DEFAULT_MAX_BYTES_FLOOR, DEFAULT_MAX_EXPANSION * size)
+        self.max_bytes = max_bytes
+        self._used = 0
+        self._zip = None
+        self._header_bytes = {}
+        with open(self.path, 'rb') as f:       # FileNotFoundError etc. as themselves
+            head = f.read(len(_NPY_MAGIC))
+        if head == _NPY_MAGIC:
+            raise SerializationError('%s holds a single .npy array, not an .npz archive'
+                                     % self.path)
+        try:
+            self._zip = zipfile.ZipFile(self.path)
+            self.index = self._read_index()
+        except SerializationError:
+            self.close()
+            raise
+        except _READ_ERRORS as e:
+            self.close()
+            raise _damaged(self.path, '%s: %s' % (type(e).__name__, e)) from None
+
+    def close(self):
+        if self._zip is not None:
+            self._zip.close()
+            self._zip = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _member_error(self, name, msg):
+        what = ('entry %r' % name[:-4]) if name.endswith('.npy') and len(name) > 4 else \
+            ('member %r' % name)
+        return SerializationError('%s: %s %s; the file is corrupt or was not written by '
+                                  'seqdbr' % (self.path, what, msg))
+
+    def _read_index(self):
+        infos = self._zip.infolist()
+        if len(infos) > MAX_NPZ_MEMBERS:
+            raise SerializationError('%s has %d members, more than the %d an .npz written by '
+                                     'seqdbr can have; refusing it'
+                                     % (self.path, len(infos), MAX_NPZ_MEMBERS))
+        index = {}
+        for zi in infos:
+            name = zi.filename
+            if not name.endswith('.npy') or len(name) == 4:
+                raise self._member_error(name, 'is not an .npy array (an .npz holds only '
+                                               '<name>.npy members)')
+            key = name[:-4]
+            if key in index:
+                raise self._member_error(name, 'appears twice')
+            try:
+                index[key] = self._header(zi)
+            except SerializationError:
+                raise
+            except _READ_ERRORS as e:
+                raise self._member_error(name, 'cannot be read (%s: %s)'
+                                         % (type(e).__name__, e)) from None
+        return index
+
+    def _header(self, zi):
+        name = zi.filename
+        if zi.flag_bits & 0x1:
+            raise self._member_error(name, 'is encrypted')
+        if zi.compress_type not in _METHODS:
+            raise self._member_error(name, 'uses zip compression method %d; only stored (0) '
+                                           'and deflated (8) are read' % zi.compress_type)
+        with self._zip.open(zi) as raw:
+            f = _Counting(_Recording(raw))
+            version = numpy.lib.format.read_magic(f)
+            if version not in ((1, 0), (2, 0)):
+                raise self._member_error(name, 'has .npy format version %d.%d; versions 1.0 '
+                                               'and 2.0 are read' % version)
+            read = (numpy.lib.format.read_array_header_1_0 if version == (1, 0) else
+                    numpy.lib.format.read_array_header_2_0)
+            try:
+                shape, fortran, dtype = read(f, max_header_size=MAX_NPY_HEADER)
+            except Exception as e:       # noqa: BLE001 -- NumPy parses the header text with
+                # ast/tokenize, whose errors on hostile text are of many types
+                # (SyntaxError, tokenize.TokenError, ValueError, MemoryError, ...).
+                raise self._member_error(name, 'has an unreadable .npy header (%s: %s)'
+                                         % (type(e).__name__, e)) from None
+        if dtype.hasobject:
+            raise self._member_error(name, 'is an object (pickled) array; seqdbr never loads '
+                                           'pickles (re-save it with numeric or str arrays)')
+        if dtype.kind not in _ALLOWED_KINDS or dtype.fields is not None or dtype.subdtype:
+            raise self._member_error(name, 'has dtype %s; only bool, integer, float, complex '
+                                           'and string arrays are read' % (dtype,))
+        if any(d < 0 for d in shape):
+            raise self._member_error(name, 'declares the negative shape %s' % (shape,))
+        nbytes = math.prod(shape) * dtype.itemsize
+        if zi.file_size != f.n + nbytes:
+            raise self._member_error(
+                name, 'declares shape %s of %s (%d data bytes) but the archive entry holds %d '
+                      'data bytes' % (shape, dtype, nbytes, zi.file_size - f.n))
+        self._header_bytes[name] = bytes(f.f.data)
+        return NpyMemberInfo(name[:-4], tuple(shape), dtype, bool(fortran), nbytes,
+                             zi.compress_type, zi.compress_size)
+
+    def read(self, key):
+        """The array stored under ``key`` (host NumPy, its own memory).
+
+        Raises:
+            KeyError: no such key.
+            SerializationError: damaged member (CRC, truncation, header changed since the
+                index was read), or the ``max_bytes`` budget would be exceeded.
+        """
+        info = self.index[key]
+        if self._used + info.nbytes > self.max_bytes:
+            raise SerializationError(
+                '%s: entry %r declares %d bytes (%s %s); with the %d bytes read before that '
+                'exceeds the budget of %d bytes for this file (max_bytes). If you trust the '
+                'file, pass a larger max_bytes' % (self.path, key, info.nbytes,
+                                                   info.shape, info.dtype, self._used,
+                                                   self.max_bytes))
+        self._used += info.nbytes
+        try:
+            return self._read_member(key, info)
+        except SerializationError:
+            raise
+        except MemoryError:
+            raise SerializationError('%s: entry %r needs %d bytes, more memory than is free'
+                                     % (self.path, key, info.nbytes)) from None
+        except _READ_ERRORS as e:
+            raise _damaged(self.path, 'entry %r: %s: %s' % (key, type(e).__name__, e)) \
+                from None
+
+    def _read_member(self, key, info):
+        zi = self._zip.getinfo(key + '.npy')
+        with self._zip.open(zi) as raw:
+            # The header must be the very bytes parsed when the index was read.
+            header = self._header_bytes[zi.filename]
+            if raw.read(len(header)) != header:
+                raise self._member_error(zi.filename, 'changed while it was read')
+            flat = numpy.empty(math.prod(info.shape), dtype=info.dtype)
+            view = memoryview(flat.view(numpy.uint8).reshape(-1)) if info.nbytes else None
+            got = 0
+            while got < info.nbytes:
+                n = raw.readinto(view[got:got + (1 << 24)])
+                if not n:
+                    raise self._member_error(zi.filename, 'is truncated (%d of %d data bytes)'
+                                             % (got, info.nbytes))
+                got += n
+            if raw.read(1):                   # also makes zipfile check the CRC
+                raise self._member_error(zi.filename, 'holds more data than it declares')
+        if info.fortran_order:
+            return flat.reshape(info.shape[::-1]).transpose()
+        return flat.reshape(info.shape)
+
+
+# Everything reading a damaged archive can raise (besides SerializationError).
+_READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, ValueError, OSError, KeyError,
+                TypeError, struct.error, NotImplementedError, RuntimeError, RecursionError,
+                OverflowError, MemoryError, SyntaxError, IndexError, UnicodeDecodeError)
+
+
+def read_npz_index(path):
+    """``{key: NpyMemberInfo}`` of an ``.npz`` file, from its headers only (nothing is
+    decompressed beyond each ``.npy`` header). See :class:`NpzReader` for the checks.
 
     Raises:
         FileNotFoundError: no such file.
-        SerializationError: the file is not a complete npz archive (truncated, corrupt, a
-            plain .npy) or holds an object array; the message names the file.
+        SerializationError: not a well-formed npz archive (names the file and member).
+    """
+    with NpzReader(path) as r:
+        return dict(r.index)
+
+
+def load_npz_dict(path, keys=None, max_bytes=None):
+    """Read the arrays of an ``.npz`` file into a dict, as untrusted input (no pickles).
+
+    Args:
+        path (str or os.PathLike): the file.
+        keys (iterable of str or None): read only these (None: all).
+        max_bytes (int or None): budget of decompressed bytes (see :class:`NpzReader`).
+
+    Raises:
+        FileNotFoundError: no such file.
+        SerializationError: the file is not a complete, well-formed npz archive (truncated,
+            corrupt, a plain .npy, an unknown or pickled member, a member whose data size
+            differs from its header, a compression method other than stored/deflated), a
+            requested key is absent, or the decompressed data would exceed ``max_bytes``.
+            The message names the file. Never MemoryError or NotImplementedError.
     """
     path = os.fspath(path)
     try:
-        npz = numpy.load(path, allow_pickle=False)
-        if not isinstance(npz, numpy.lib.npyio.NpzFile):
-            raise SerializationError('%s holds a single .npy array, not an .npz archive'
-                                     % path)
-        with npz:
-            out = {}
-            for k in npz.files:
-                try:
-                    out[k] = npz[k]
-                except ValueError as e:
-                    if 'pickle' in str(e).lower():
-                        raise SerializationError(
-                            '%s: entry %r is an object (pickled) array; seqdbr never loads '
-                            'pickles (re-save it with numeric or str arrays)'
-                            % (path, k)) from None
-                    raise
-            return out
+        with NpzReader(path, max_bytes=max_bytes) as r:
+            wanted = list(r.index) if keys is None else list(keys)
+            missing = [k for k in wanted if k not in r.index]
+            if missing:
+                raise SerializationError('%s has no entry %s' % (path, ', '.join(
+                    repr(k) for k in missing)))
+            return {k: r.read(k) for k in wanted}
     except (FileNotFoundError, IsADirectoryError, PermissionError, SerializationError):
         raise
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, TypeError,
-            zlib.error) as e:
-        if 'pickle' in str(e).lower():  # numpy's message would suggest unsafe loading
-            detail = 'neither an npz archive nor an npy array (seqdbr never loads pickles)'
-        else:
-            detail = '%s: %s' % (type(e).__name__, e)
-        raise SerializationError('%s is not a readable .npz archive (truncated or corrupt?): '
-                                 '%s' % (path, detail)) from None
+    except _READ_ERRORS as e:
+        raise _damaged(path, '%s: %s' % (type(e).__name__, e)) from None
 
 
 def save_npz(path, obj, compression=True):

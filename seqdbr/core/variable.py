@@ -152,6 +152,38 @@ class Variable:
     def __bool__(self):
         raise TypeError('the truth value of a Variable is ambiguous; use .array or .item()')
 
+    # -- comparisons ---------------------------------------------------------------
+    # All six comparisons raise, as in Chainer: ``==`` used to fall back to identity and
+    # silently return False for equal values while ``<`` raised. Compare the arrays
+    # (``a.array == b.array``) or the objects (``a is b``) instead. Hashing stays by
+    # identity, so Variables remain usable as dict keys and set members (the backprop loop
+    # relies on it; a dict compares identity before calling ``==``).
+    def _refuse_comparison(self, other, op):
+        raise TypeError(
+            'comparing Variables with %s is not supported (it is neither elementwise nor an '
+            'identity test); compare the arrays (x.array %s y.array) or test identity '
+            '(x is y)' % (op, op))
+
+    def __eq__(self, other):
+        self._refuse_comparison(other, '==')
+
+    def __ne__(self, other):
+        self._refuse_comparison(other, '!=')
+
+    def __lt__(self, other):
+        self._refuse_comparison(other, '<')
+
+    def __le__(self, other):
+        self._refuse_comparison(other, '<=')
+
+    def __gt__(self, other):
+        self._refuse_comparison(other, '>')
+
+    def __ge__(self, other):
+        self._refuse_comparison(other, '>=')
+
+    __hash__ = object.__hash__
+
     def __repr__(self):
         if self.array is None:
             return 'variable(%s, uninitialized)' % (self.name or '')
@@ -175,8 +207,10 @@ class Variable:
     def backward(self, retain_grad=False):
         """Run backprop from this variable.
 
-        The starting gradient is ``self.grad``; when it is None a 0-d variable starts from 1,
-        and any other shape raises ValueError (set ``.grad`` or reduce to a scalar first).
+        The starting gradient is ``self.grad``; when it is None a variable with exactly one
+        element (shape ``()``, ``(1,)``, ``(1, 1)``, ...) starts from ones of its shape, as in
+        Chainer and PyTorch, and any other size raises ValueError (set ``.grad`` or reduce to
+        a scalar first).
         Leaf gradients accumulate (add) across calls; intermediate gradients are dropped
         unless ``retain_grad=True``. Iterative: graphs of any depth work.
 

@@ -357,10 +357,22 @@ def _read_content(path):
     path = pathlib.Path(path)
     if path.is_dir():
         raise CorpusError('%s is a directory; pass the path of a text file' % path)
+    if path.is_char_device() or path.is_block_device() or path.is_socket():
+        # /dev/zero or /dev/urandom would be read forever (e.g. named by a hostile
+        # checkpoint's corpus record); a pipe (--corpus <(zcat x.gz)) is still accepted.
+        raise CorpusError('%s is a device or socket, not a text file; pass the path of a '
+                          'text file' % path)
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
         raise CorpusError('corpus file %s does not exist' % path) from None
+    except PermissionError as e:
+        raise CorpusError('cannot read corpus file %s: permission denied (%s); make it '
+                          'readable (chmod u+r) or pass another file'
+                          % (path, e.strerror or e)) from None
+    except OSError as e:     # EIO, a FIFO that fails, a file vanishing mid-read, ...
+        raise CorpusError('cannot read corpus file %s (%s: %s)'
+                          % (path, type(e).__name__, e.strerror or e)) from None
     if path.name.endswith('.gz'):
         try:
             raw = gzip.decompress(raw)

@@ -246,6 +246,33 @@ def test_optimizer_state_errors(tmp_path):
         ck.load_optimizer_into(sgd, fresh)
 
 
+@pytest.mark.parametrize('edit, needle', [
+    (lambda o: setattr(o.hyperparam, 'beta1', 1.0), 'beta1 must be in [0, 1), got 1.0'),
+    (lambda o: o.target.embed.W.update_rule.state['v'].__isub__(1.0),
+     'Adam state v of /embed/W has negative entries'),
+])
+def test_loaded_optimizer_values_are_checked(tmp_path, edit, needle):
+    # No train section: the load-time checks cannot know the optimizer, so the values are
+    # checked once they are in the optimizer.
+    m, opt, vocab = _trained()
+    edit(opt)
+    ck = load_checkpoint(save_checkpoint(tmp_path / 'c.npz', m, vocab, optimizer=opt))
+    fresh = ck.build_model()
+    o = optimizers.Adam()
+    o.setup(fresh)
+    with pytest.raises(CheckpointError, match='c.npz') as e:
+        ck.load_optimizer_into(o, fresh)
+    assert needle in str(e.value) and 'optimizer values that Adam cannot use' in str(e.value)
+
+
+def test_non_finite_hyperparameters_are_refused_at_load(tmp_path):
+    m, opt, vocab = _trained()
+    opt.hyperparam.eps = float('inf')
+    with pytest.raises(CheckpointError, match=r'c.npz: the checkpoint holds optimizer values '
+                                              r'that cannot be used: eps = inf'):
+        load_checkpoint(save_checkpoint(tmp_path / 'c.npz', m, vocab, optimizer=opt))
+
+
 @pytest.mark.gpu
 def test_gpu_trained_checkpoint_loads_on_the_cpu(tmp_path):
     m, opt, vocab = _trained()

@@ -183,13 +183,25 @@ def test_eval_reports_loss_bits_and_perplexity(tmp_path, capsys, charlm):
     assert rep['perplexity'] == pytest.approx(numpy.exp(rep['loss_nats_per_char']))
     assert eval_main([str(out / 'latest.npz'), '--corpus', str(f), '--split', 'val']) == 0
     assert json.loads(capsys.readouterr().out)['chars'] == 299
-    # A split that is empty gets a clear message.
+    # An empty test split: the default falls back to the validation split and says so; an
+    # explicit --split test gets a clear message.
     assert train_main(['--corpus', str(f), '--out', str(tmp_path / 'r2'), '--train-frac', '0.9',
                        '--val-frac', '0.1'] + TINY) == 0
     capsys.readouterr()
-    assert eval_main([str(tmp_path / 'r2' / 'latest.npz')]) == 2
+    assert eval_main([str(tmp_path / 'r2' / 'latest.npz')]) == 0
+    cap = capsys.readouterr()
+    assert json.loads(cap.out)['split'] == 'val' and 'evaluating the val split' in cap.err
+    assert eval_main([str(tmp_path / 'r2' / 'latest.npz'), '--split', 'test']) == 2
     err = capsys.readouterr().err
     assert 'the test split' in err and '--split val' in err
+    # Nothing held out at all (--train-frac 1): the default refuses and names the choices.
+    assert train_main(['--corpus', str(f), '--out', str(tmp_path / 'r3'), '--train-frac', '1',
+                       '--val-frac', '0'] + TINY) == 0
+    capsys.readouterr()
+    assert eval_main([str(tmp_path / 'r3' / 'latest.npz')]) == 2
+    err = capsys.readouterr().err
+    assert 'test and validation splits are both empty' in err and '--split train' in err
+    assert 'Traceback' not in err
 
 
 def test_resume_with_a_conflicting_flag(tmp_path, capsys, charlm):

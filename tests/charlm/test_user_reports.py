@@ -15,6 +15,7 @@ import pytest
 from seqdbr.charlm import checkpoint as ckpt_mod
 from seqdbr.charlm import sample as sample_mod
 from seqdbr.charlm.checkpoint import load_checkpoint, save_checkpoint
+from seqdbr.charlm.checkpoint_meta import array_digest
 from seqdbr.charlm.cli import EXIT_BROKEN_PIPE, eval_main, sample_main, train_main
 from seqdbr.charlm.errors import CheckpointError
 from seqdbr.charlm.model import CharRNN
@@ -35,6 +36,9 @@ def _rewrite(src, dst, meta_edit=None, array_edit=None):
         meta_edit(meta)
     if array_edit:
         array_edit(d)
+    # Re-record the digests, as a deliberate editor would: the checks behind them must still
+    # catch the edit (an edit alone is caught by the digests, see test_fuzz_checkpoint.py).
+    meta['digests'] = {k: array_digest(v) for k, v in d.items() if k != 'meta'}
     d['meta'] = numpy.frombuffer(json.dumps(meta).encode('utf-8'), dtype=numpy.uint8)
     numpy.savez(dst, **d)
     return str(dst)
@@ -166,8 +170,13 @@ def test_checkpoint_whose_vocab_or_config_disagrees_with_its_weights(run, tmp_pa
         load_checkpoint(short)
     huge = _rewrite(src, tmp_path / 'huge.npz',
                     meta_edit=lambda m: m['model'].update(rnn_size=10 ** 7))
-    with pytest.raises(CheckpointError, match=r'embed/W has shape \(\d+, 8\)'):
+    with pytest.raises(CheckpointError, match=r'rnn_size = 10000000 \(must be an integer in '):
         load_checkpoint(huge)
+    wrong = _rewrite(src, tmp_path / 'wrong.npz',
+                     meta_edit=lambda m: (m['model'].update(rnn_size=16),
+                                          m['train'].update(rnn_size=16)))
+    with pytest.raises(CheckpointError, match=r'embed/W has shape \(\d+, 8\), expected'):
+        load_checkpoint(wrong)
     assert sample_main([huge, '--length', '3']) == 1
     err = capsys.readouterr().err
     assert 'huge.npz' in err and 'Traceback' not in err
@@ -188,7 +197,7 @@ def test_resume_refuses_a_damaged_training_state(run, tmp_path, capsys):
         d['state/h'] = d['state/h'][:, :, :3]
 
     for edit, needle in ((nan_opt, 'non-finite (NaN or inf) training state'),
-                         (bad_state, 'stored hidden state does not fit')):
+                         (bad_state, 'the carried state h is float32 (1, ')):
         d = tmp_path / edit.__name__
         d.mkdir()
         path = _rewrite(src, d / 'latest.npz', array_edit=edit)
@@ -279,6 +288,21 @@ def test_eval_on_another_text_scores_all_of_it(run, tmp_path, capsys, charlm):
     assert eval_main([str(out / 'latest.npz'), '--corpus', str(other)]) == 0
     rep = json.loads(capsys.readouterr().out)
     assert rep['split'] == 'all' and rep['chars'] == 999
-    # The training text itself still defaults to its (here empty) test split.
-    assert eval_main([str(out / 'latest.npz'), '--corpus', str(corpus)]) == 2
+    # The training text's test split is empty with the default fractions: eval without
+    # --split used to fail on every such run. It now scores the held-out validation split
+    # and says so (stderr and the report).
+    assert eval_main([str(out / 'latest.npz'), '--corpus', str(corpus)]) == 0
+    cap = capsys.readouterr()
+    rep = json.loads(cap.out)
+    assert rep['split'] == 'val' and 'test split is empty' in rep['split_reason']
+    assert 'evaluating the val split' in cap.err
+    assert eval_main([str(out / 'latest.npz')]) == 0               # the recorded corpus
+    assert json.loads(capsys.readouterr().out)['split'] == 'val'
+    # The same numbers as an explicit --split val.
+    assert eval_main([str(out / 'latest.npz'), '--split', 'val']) == 0
+    cap2 = capsys.readouterr()
+    assert json.loads(cap2.out)['loss_nats_per_char'] == rep['loss_nats_per_char']
+    assert 'split_reason' not in json.loads(cap2.out) and cap2.err == ''
+    # An explicit empty split is still an error naming it.
+    assert eval_main([str(out / 'latest.npz'), '--split', 'test']) == 2
     assert 'the test split' in capsys.readouterr().err

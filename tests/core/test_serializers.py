@@ -145,10 +145,10 @@ def test_non_strict_skips_missing_and_unexpected_but_not_mismatch(tmp_path):
 def test_dtype_mismatch_reported():
     m = Link()
     m.add_persistent('counts', numpy.zeros(2, numpy.int64))
-    with pytest.raises(S.LoadError, match='counts: stored dtype float64 cannot be cast to int64'):
+    with pytest.raises(S.LoadError, match='counts: stored dtype float64, expected int64'):
         S.deserialize_from_dict({'counts': numpy.array([0.5, 1.5])}, m)
     m.add_persistent('n', 3)
-    with pytest.raises(S.LoadError, match='n: stored a float'):
+    with pytest.raises(S.LoadError, match='n: stored a float64 value, expected an int'):
         S.deserialize_from_dict({'counts': numpy.zeros(2, numpy.int64),
                                  'n': numpy.asarray(2.5)}, m)
 
@@ -156,8 +156,12 @@ def test_dtype_mismatch_reported():
 def test_scalar_conversion_to_type_of_value():
     m = Link()
     m.add_persistent('x', 1.0)
-    S.deserialize_from_dict({'x': numpy.asarray(3)}, m)  # int stored, float wanted
-    assert m.x == 3.0 and type(m.x) is float
+    S.deserialize_from_dict({'x': numpy.asarray(3.5, numpy.float32)}, m)
+    assert m.x == 3.5 and type(m.x) is float
+    # The kind must match exactly: an int, a bool or a complex never becomes a float.
+    for bad in (numpy.asarray(3, numpy.int32), numpy.asarray(True), numpy.asarray(1 + 0j)):
+        with pytest.raises(S.LoadError, match='x: stored a .* value, expected a float'):
+            S.deserialize_from_dict({'x': bad}, m)
 
 
 def test_prefix_namespaces_for_checkpoints(tmp_path):
@@ -308,3 +312,160 @@ def test_gpu_round_trip(tmp_path):
         assert isinstance(m.l1.W.array, cupy.ndarray) and isinstance(m.stats, cupy.ndarray)
         cupy.testing.assert_array_equal(m.l1.W.array, src.l1.W.array)
         cupy.testing.assert_array_equal(m.stats, src.stats)
+
+
+# -- untrusted archives (issue 14: bounded resources, no tracebacks, exact dtypes) -------------
+
+def _zip_of(path, members, method=zipfile.ZIP_STORED):
+    with zipfile.ZipFile(path, 'w') as z:
+        for name, data in members:
+            zi = zipfile.ZipInfo(name)
+            zi.compress_type = method
+            z.writestr(zi, data)
+    return path
+
+
+def _npy_bytes(a):
+    import io
+    buf = io.BytesIO()
+    numpy.lib.format.write_array(buf, numpy.asarray(a), allow_pickle=False)
+    return buf.getvalue()
+
+
+def _npy_header(shape, descr='<f4'):
+    import io
+    buf = io.BytesIO()
+    numpy.lib.format.write_array_header_1_0(buf, {'descr': descr, 'fortran_order': False,
+                                                  'shape': shape})
+    return buf.getvalue()
+
+
+def test_index_is_read_from_headers_only(tmp_path):
+    p = _zip_of(tmp_path / 'a.npz', [('W.npy', _npy_bytes(numpy.ones((2, 3), '<f4'))),
+                                     ('n.npy', _npy_bytes(numpy.int64(7)))])
+    idx = S.read_npz_index(p)
+    assert idx['W'].shape == (2, 3) and idx['W'].dtype == numpy.float32
+    assert idx['W'].nbytes == 24 and idx['n'].shape == () and idx['n'].nbytes == 8
+    d = S.load_npz_dict(p)
+    numpy.testing.assert_array_equal(d['W'], numpy.ones((2, 3)))
+    assert d['n'] == 7 and d['n'].dtype == numpy.int64
+
+
+@pytest.mark.parametrize('a', [numpy.asfortranarray(numpy.arange(12.).reshape(3, 4)),
+                               numpy.arange(6, dtype='>i4').reshape(2, 3),
+                               numpy.array(['ab', 'c']), numpy.zeros((0, 5)),
+                               numpy.array([True, False])])
+def test_layouts_round_trip(tmp_path, a):
+    p = _zip_of(tmp_path / 'l.npz', [('a.npy', _npy_bytes(a))])
+    got = S.load_npz_dict(p)['a']
+    assert got.dtype == a.dtype and got.shape == a.shape
+    numpy.testing.assert_array_equal(got, a)
+
+
+def test_member_claiming_a_huge_shape_is_refused_without_allocating(tmp_path):
+    # (10**12,) float32 declared, 64 bytes stored: the sizes disagree.
+    p = _zip_of(tmp_path / 'huge.npz', [('W.npy', _npy_header((10 ** 12,)) + bytes(64))])
+    with pytest.raises(S.SerializationError, match=r"huge.npz: entry 'W' declares shape "
+                                                   r"\(1000000000000,\) of float32"):
+        S.load_npz_dict(p)
+
+
+def test_member_with_more_data_than_its_header_is_refused(tmp_path):
+    p = _zip_of(tmp_path / 'more.npz', [('W.npy', _npy_bytes(numpy.ones(4, '<f4')) + b'x')])
+    with pytest.raises(S.SerializationError, match=r'more.npz.*\(4,\) of float32 \(16 data '
+                                                   r'bytes\) but the archive entry holds 17'):
+        S.load_npz_dict(p)
+
+
+def test_zip_bomb_beyond_the_budget_is_refused_before_inflating(tmp_path, monkeypatch):
+    # 256 MiB of zeros deflate to ~256 KiB; a budget of 64 MiB refuses it from its header.
+    shape = (1 << 26,)
+    p = tmp_path / 'bomb.npz'
+    with zipfile.ZipFile(p, 'w') as z:
+        zi = zipfile.ZipInfo('z.npy')
+        zi.compress_type = zipfile.ZIP_DEFLATED
+        with z.open(zi, 'w', force_zip64=True) as f:
+            f.write(_npy_header(shape))
+            chunk = bytes(1 << 22)
+            for _ in range(64):
+                f.write(chunk)
+    assert p.stat().st_size < (1 << 20)
+    with pytest.raises(S.SerializationError, match=r"bomb.npz: entry 'z' declares 268435456 "
+                                                   r"bytes .* exceeds the budget") as e:
+        S.load_npz_dict(p, max_bytes=64 << 20)
+    assert 'max_bytes' in str(e.value)
+    # The default budget (1 GiB or 50x the file) would inflate it; a smaller default refuses.
+    monkeypatch.setattr(S, 'DEFAULT_MAX_BYTES_FLOOR', 1 << 20)
+    with pytest.raises(S.SerializationError, match='exceeds the budget'):
+        S.load_npz_dict(p)
+
+
+@pytest.mark.parametrize('method', [14, 99, 12])
+def test_unsupported_compression_methods_are_refused(tmp_path, method):
+    p = _zip_of(tmp_path / 'm.npz', [('W.npy', _npy_bytes(numpy.ones(3)))])
+    data = bytearray(p.read_bytes())
+    for sig, off in ((b'PK\x03\x04', 8), (b'PK\x01\x02', 10)):
+        i = data.index(sig)
+        data[i + off:i + off + 2] = method.to_bytes(2, 'little')
+    p.write_bytes(bytes(data))
+    with pytest.raises(S.SerializationError, match=r"m.npz: entry 'W' uses zip compression "
+                                                   r"method %d" % method):
+        S.load_npz_dict(p)
+
+
+@pytest.mark.parametrize('members, needle', [
+    ([('W.npy', _npy_bytes(numpy.ones(2))), ('W.npy', _npy_bytes(numpy.ones(2)))],
+     "appears twice"),
+    ([('W.npy', b'')], "entry 'W' cannot be read (ValueError: EOF"),
+    # A flipped byte in the header text (found by the checkpoint fuzzer): NumPy's parser
+    # raised tokenize.TokenError, which is not a ValueError.
+    ([('W.npy', _npy_bytes(numpy.ones(2)).replace(b"(2,)", b"\xa12,)"))],
+     "entry 'W' has an unreadable .npy header (TokenError"),
+    ([('readme.txt', b'hello')], "member 'readme.txt' is not an .npy array"),
+    ([('W.npy', b'\x93NUMPY\x09\x00' + bytes(60))], 'format version 9.0'),
+    ([('W.npy', _npy_header((2,), '|V4') + bytes(8))], 'only bool, integer'),
+    ([('W.npy', _npy_header((2,), '<M8[s]') + bytes(16))], 'only bool, integer'),
+])
+def test_malformed_members_are_serialization_errors(tmp_path, members, needle):
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        p = _zip_of(tmp_path / 'x.npz', members)
+    with pytest.raises(S.SerializationError, match='x.npz') as e:
+        S.load_npz_dict(p)
+    assert needle in str(e.value)
+
+
+def test_memory_error_becomes_a_serialization_error(tmp_path, monkeypatch):
+    p = _zip_of(tmp_path / 'm.npz', [('W.npy', _npy_bytes(numpy.ones(3)))])
+
+    def no_memory(*a, **k):
+        raise MemoryError
+
+    monkeypatch.setattr(S.numpy, 'empty', no_memory)
+    with pytest.raises(S.SerializationError, match="m.npz: entry 'W' needs 24 bytes, more "
+                                                   "memory than is free"):
+        S.load_npz_dict(p)
+
+
+def test_load_npz_refuses_int64_weights_instead_of_casting(tmp_path):
+    src = _trained_model(0)
+    d = S.serialize_to_dict(src)
+    d['l1/W'] = d['l1/W'].astype(numpy.int64)
+    path = tmp_path / 'ints.npz'
+    S.save_npz_dict(path, d)
+    dst = _trained_model(1)
+    before = dst.l1.W.array.copy()
+    with pytest.raises(S.LoadError, match=r'l1/W: stored dtype int64, expected float32'):
+        S.load_npz(path, dst)
+    numpy.testing.assert_array_equal(dst.l1.W.array, before)
+    # float64 into float32 is a change of dtype too: refused, not rounded.
+    d['l1/W'] = src.l1.W.array.astype(numpy.float64)
+    S.save_npz_dict(path, d)
+    with pytest.raises(S.LoadError, match='stored dtype float64, expected float32'):
+        S.load_npz(path, _trained_model(1))
+    # A big-endian float32 file holds the same values: accepted.
+    d['l1/W'] = src.l1.W.array.astype('>f4')
+    S.save_npz_dict(path, d)
+    dst = S.load_npz(path, _trained_model(1))
+    numpy.testing.assert_array_equal(dst.l1.W.array, src.l1.W.array)

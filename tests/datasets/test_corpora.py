@@ -7,6 +7,7 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import pathlib
 import platform
 import shutil
@@ -423,3 +424,30 @@ def test_pydoc_default_corpus():
     assert load_corpus('pydoc') == c
     b = load_corpus('pydoc', encoding='bytes')
     assert b.text == expected.encode('utf-8') and b.sha256 == c.sha256
+
+
+@pytest.mark.parametrize('exc, words', [
+    (PermissionError(13, 'Permission denied'), 'permission denied'),
+    (OSError(5, 'Input/output error'), 'Input/output error')])
+def test_unreadable_file_is_a_corpus_error(tmp_path, monkeypatch, exc, words):
+    # chmod 000 does not stop root, so the failing read is simulated.
+    p = tmp_path / 'locked.txt'
+    p.write_text('some text')
+    real = pathlib.Path.read_bytes
+
+    def read_bytes(self):
+        if self == p:
+            raise exc
+        return real(self)
+
+    monkeypatch.setattr(pathlib.Path, 'read_bytes', read_bytes)
+    with pytest.raises(CorpusError) as e:
+        load_corpus(str(p))
+    assert str(p) in str(e.value) and words in str(e.value)
+
+
+def test_devices_are_refused_not_read_forever():
+    for dev in ('/dev/zero', '/dev/urandom'):
+        if os.path.exists(dev):
+            with pytest.raises(CorpusError, match='is a device or socket, not a text file'):
+                load_corpus(dev)

@@ -1,7 +1,7 @@
 """``Convolution2D`` and ``Convolution1D``: convolution layers with a lazily sized kernel."""
 import numpy
 
-from seqdbr.core import initializers
+from seqdbr.core import backend, initializers
 from seqdbr.core.functions import convolution
 from seqdbr.core.functions import _windows
 from seqdbr.core.link import Link
@@ -42,7 +42,7 @@ class _ConvolutionND(Link):
             raise ValueError('%s: groups=%d must divide out_channels=%d and in_channels=%s'
                              % (cls, self.groups, self.out_channels, self.in_channels))
         init = initializers.get_initializer(initialW)
-        if type(initialW) is numpy.ndarray or hasattr(initialW, '__cuda_array_interface__'):
+        if backend.is_array(initialW):
             if self.in_channels is None:
                 self.in_channels = initialW.shape[1] * self.groups
             want = self._w_shape(self.in_channels)
