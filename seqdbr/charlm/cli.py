@@ -166,6 +166,10 @@ def build_train_parser():
                         'given)')
     s.add_argument('--init-from', metavar='CKPT',
                    help='start a new run from the weights and vocabulary of CKPT')
+    s.add_argument('--overwrite', action='store_true',
+                   help='let a new run replace an earlier run in --out (it is replaced only '
+                        'once the new run has written its first checkpoint); without it such '
+                        'a folder is refused')
     s.add_argument('--no-progress', action='store_true',
                    help='no progress bar (evaluation lines are still printed)')
     return ap
@@ -187,6 +191,9 @@ def _train_config_from_args(args):
     if args.no_progress:
         values['progress'] = False
         explicit.add('progress')
+    if args.overwrite:
+        values['overwrite'] = True
+        explicit.add('overwrite')
     return TrainConfig(**values), explicit
 
 

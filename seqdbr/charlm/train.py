@@ -4,7 +4,7 @@
 :mod:`seqdbr.training` (read :func:`_build_trainer` for the whole flow): a
 :class:`~seqdbr.training.BPTTUpdater` over a ``ParallelSequentialBatcher``, a ``Trainer``
 with a ``StopTrigger``, and the extensions ``DivergenceGuard``, ``LRScheduler``,
-``LMEvaluator``, ``LogReport``, ``ProgressBar`` and two ``snapshot``\ s, written in the
+``LMEvaluator``, ``LogReport``, ``ProgressBar`` and two snapshots, written in the
 char-RNN checkpoint layout by :class:`seqdbr.charlm.snapshot.CharLMFormat`.
 
 1. **Data.** The corpus (a catalog name, a file path, or the built-in ``'pydoc'`` text) is
@@ -122,7 +122,8 @@ class TrainConfig:
     Bookkeeping: ``eval_every`` (iterations between validations; None = once per epoch),
     ``checkpoint_every`` (None = same as ``eval_every``), ``out`` (output folder), ``seed``
     (weights init and dropout), ``device`` ('cpu'|'gpu'|'gpu:N'), ``resume``,
-    ``init_from`` (checkpoint paths), ``progress`` (show the tqdm bar).
+    ``init_from`` (checkpoint paths), ``overwrite`` (a new run may replace an earlier run in
+    ``out``; without it such a folder is refused), ``progress`` (show the tqdm bar).
     """
     model: str = 'lstm'
     rnn_size: int = 128
@@ -148,6 +149,7 @@ class TrainConfig:
     device: str = 'cpu'
     resume: str = None
     init_from: str = None
+    overwrite: bool = False
     corpus: str = 'pydoc'
     encoding: str = 'utf-8'
     impl: str = 'nstep'
@@ -160,7 +162,7 @@ class TrainConfig:
 #: Options a resumed run may change; all others are taken from the checkpoint.
 RESUME_OVERRIDABLE = frozenset(('max_epochs', 'max_iters', 'max_minutes', 'eval_every',
                                 'checkpoint_every', 'out', 'device', 'progress', 'impl',
-                                'corpus', 'resume', 'init_from'))
+                                'corpus', 'resume', 'init_from', 'overwrite'))
 #: Options that define the architecture: fixed by an ``init_from`` checkpoint.
 ARCHITECTURE = ('model', 'rnn_size', 'num_layers')
 #: ... and the initialisation option that the loaded weights make moot: recorded as stored.
@@ -599,7 +601,9 @@ def _build_trainer(cfg, data, model, opt, schedule, batcher, out_stream):
     fmt = CharLMFormat(model, opt, data.vocab, batcher, cfg.to_json(), _corpus_meta(cfg, data),
                        guard, best, history, eval_every)
     updater = BPTTUpdater(batcher, opt, model, mode='window')
-    trainer = Trainer(updater, stop_trigger=stop, out=cfg.out, snapshot_format=fmt)
+    trainer = Trainer(updater, stop_trigger=stop, out=cfg.out, snapshot_format=fmt,
+                      overwrite=cfg.overwrite,
+                      notice=lambda text: print(text, file=sys.stderr, flush=True))
     bar = ProgressBar(cfg.batch_size * cfg.seq_length, unit='chars', quiet=not cfg.progress)
     best_snapshot = snapshot(BEST_NAME)
     trainer.extend(guard)
@@ -616,7 +620,32 @@ def _build_trainer(cfg, data, model, opt, schedule, batcher, out_stream):
                    trigger=IntervalTrigger(checkpoint_every, 'iteration', at_end=True))
     trainer.extend(_ValidationLine(best_snapshot, bar, out_stream,
                                    stop.total_iterations(updater)))
+    trainer.extend(_ReplaceEarlierRun())
     return trainer, fmt
+
+
+class _ReplaceEarlierRun(Extension):
+    """After a new run's first checkpoint, remove what an earlier run in the folder left and
+    this run has not written (its ``best.npz``, ``loss.png``): nothing of it is touched
+    before, and nothing stale is left after."""
+    trigger = 'end'
+
+    def __init__(self):
+        self.mine = set()
+        self.done = False
+
+    def __call__(self, trainer):
+        pass
+
+    def after_save(self, trainer, path):
+        self.mine.add(os.path.basename(path))
+        if self.done or trainer.resumed_from is not None:
+            return
+        self.done = True
+        for name in (BEST_NAME, PLOT_NAME):
+            q = os.path.join(trainer.out, name)
+            if name not in self.mine and os.path.exists(q):
+                os.remove(q)
 
 
 def _print_summary(p, cfg, data, model, batcher, resume_ck, init_ck):
@@ -665,11 +694,11 @@ def _prepare_out_dir(cfg, resumed, p):
             from None
     names = (LOG_NAME, LATEST_NAME, BEST_NAME, PLOT_NAME)
     _check_writable(out_dir, [os.path.join(out_dir, n) for n in names])
-    if not resumed:
-        old = [n for n in (LATEST_NAME, BEST_NAME) if os.path.exists(os.path.join(out_dir, n))]
+    if not resumed and cfg.overwrite:
+        old = [n for n in names if os.path.exists(os.path.join(out_dir, n))]
         if old:
-            p('note: %s already holds checkpoints of an earlier run (%s); this new run '
-              'replaces them as it goes' % (out_dir, ', '.join(old)))
+            p('note: %s holds an earlier run (%s); --overwrite: this run replaces it once its '
+              'first checkpoint is written' % (out_dir, ', '.join(old)))
 
 
 def _diverged_error(e, trainer, guard, cfg, out_dir):

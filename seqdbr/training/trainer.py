@@ -24,12 +24,16 @@ best-value triggers), so ``N`` iterations + snapshot + resume + ``N`` more equal
 iterations in one run, log included.
 """
 import collections
+import contextlib
 import json
 import os
+import sys
 import tempfile
 import time
 
 from seqdbr.core import seeding
+from seqdbr.core.atomic import clean_stale_temp_files
+from seqdbr.core.dirlock import DirectoryLock
 from seqdbr.training.errors import OutputError, TrainingDiverged
 from seqdbr.training.extension import PRIORITY_READER
 from seqdbr.training.reporter import reporting
@@ -57,6 +61,16 @@ class Trainer:
             :class:`~seqdbr.training.snapshot_format.NpzSnapshotFormat`).
         program (str): names the program in generic snapshots, so that one program's
             snapshot is refused by another (default ``'seqdbr'``).
+        overwrite (bool): let a new (not resumed) run use a folder that holds an earlier
+            run's files. Even then nothing of the earlier run changes until this run has
+            written its first snapshot (the log goes to a side file until then).
+        notice (callable or None): ``notice(text)`` for notices (a stale lock taken over,
+            stale temp files removed); default: print to stderr.
+
+    One run per folder: ``run()`` holds ``out/.seqdbr.lock``
+    (:class:`seqdbr.core.dirlock.DirectoryLock`) while it trains, so a second trainer on the
+    same folder stops with an error naming the first; a lock left by a dead process is
+    taken over with a notice, and temp files that killed writers left are removed.
 
     Attributes:
         observation (dict): this iteration's reported values.
@@ -72,7 +86,7 @@ class Trainer:
     """
 
     def __init__(self, updater, stop_trigger=None, out='result', snapshot_format=None,
-                 program='seqdbr'):
+                 program='seqdbr', overwrite=False, notice=None):
         self.updater = updater
         self.stop_trigger = get_stop_trigger(stop_trigger)
         self.out = None if out is None else os.fspath(out)
@@ -87,6 +101,9 @@ class Trainer:
         self._catcher = None
         self._pending_drop = None
         self.stored_states = None
+        self.overwrite = overwrite
+        self.notice = notice or (lambda text: print(text, file=sys.stderr, flush=True))
+        self.saves = 0
 
     # -- extensions ----------------------------------------------------------------------------
     def extend(self, extension, name=None, trigger=None, priority=None):
@@ -155,14 +172,41 @@ class Trainer:
             already at its limit).
 
         Raises:
-            OutputError: ``out`` is a file or cannot be written.
+            OutputError: ``out`` is a file, cannot be written, or holds an earlier run (and
+                neither ``resume`` nor ``overwrite``).
+            seqdbr.core.dirlock.DirectoryLockedError: another live process trains into
+                ``out`` (the message names it).
             TrainingDiverged: the run was marked diverged.
         """
         if self.stop_trigger.reason(self) == 'done':
             self.stop_reason = 'done'
             return self.stop_reason
+        lock = contextlib.nullcontext()
         if self.out is not None:
             _prepare_out(self.out)
+            lock = DirectoryLock(self.out, notice=self.notice)
+        with lock:
+            if self.out is not None:
+                self._claim_out()
+            return self._run()
+
+    def _claim_out(self):
+        """Refuse a folder holding an earlier run (unless resumed or ``overwrite``); remove
+        temp files of dead writers."""
+        names = sorted({n for n in (getattr(e.ext, 'filename', None)
+                                    for e in self._entries.values())
+                        if isinstance(n, str) and '{' not in n})
+        found = [n for n in names if os.path.exists(os.path.join(self.out, n))]
+        if found and self.resumed_from is None and not self.overwrite:
+            raise OutputError('the output folder %s already holds a run (%s): resume it, '
+                              'choose another out, or allow overwriting (the earlier files '
+                              'are replaced only once this run has saved its first snapshot)'
+                              % (self.out, ', '.join(found)))
+        for path, size in clean_stale_temp_files(self.out):
+            self.notice('notice: removed %s (%d bytes), a temp file of a writer that was killed'
+                        % (path, size))
+
+    def _run(self):
         entries = sorted(self._entries.values(), key=lambda e: -e.priority)
         with SignalCatcher() as catcher:
             self._catcher = catcher
@@ -217,11 +261,18 @@ class Trainer:
     # -- snapshots -----------------------------------------------------------------------------
     def save(self, path):
         """Write a snapshot of the whole training state to ``path`` (atomically; a second
-        signal during the write is held back until it is complete)."""
+        signal during the write is held back until it is complete), then call every
+        extension's ``after_save(trainer, path)``."""
         if self._catcher is None:
-            return self.snapshot_format.save(self, path)
-        with self._catcher.deferring():
-            return self.snapshot_format.save(self, path)
+            out = self.snapshot_format.save(self, path)
+        else:
+            with self._catcher.deferring():
+                out = self.snapshot_format.save(self, path)
+        self.saves += 1
+        for e in self._entries.values():
+            if hasattr(e.ext, 'after_save'):
+                e.ext.after_save(self, path)
+        return out
 
     def resume(self, path):
         """Restore the training state from a snapshot written by :meth:`save`.

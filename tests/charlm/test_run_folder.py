@@ -1,11 +1,9 @@
 """One run per output folder, and nothing of an earlier run lost (issue 14, items 6-8).
 
 The building blocks are tested in tests/core/test_dirlock.py (DirectoryLock, stale-lock
-takeover, clean_stale_temp_files). These tests are the acceptance tests of wiring them into
-the trainer, which is the lead's (charlm/train.py is being rewritten). Until then they are
-strict xfails: each fails today for the reason given, and turns into an XPASS -- a failure
-under ``strict=True`` -- once the trainer does the right thing, so the marker must then be
-removed.
+takeover, clean_stale_temp_files); these tests check them wired into the Trainer, which
+holds the lock while it trains, refuses a folder holding an earlier run unless
+``--overwrite`` is given, and changes nothing of that run before its own first checkpoint.
 """
 import json
 import os
@@ -24,11 +22,6 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 TINY = ['--rnn-size', '8', '--num-layers', '1', '--batch-size', '3', '--seq-length', '5',
         '--eval-every', '5', '--no-progress']
 
-NOT_WIRED = pytest.mark.xfail(
-    strict=True, reason='the trainer does not take seqdbr.core.dirlock.DirectoryLock on --out '
-                        'yet (wiring belongs to the train.py rewrite)')
-
-
 def _trainer(corpus, out, *extra):
     env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get('PYTHONPATH', ''),
                OMP_NUM_THREADS='1', OPENBLAS_NUM_THREADS='1')
@@ -38,7 +31,6 @@ def _trainer(corpus, out, *extra):
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
 
 
-@NOT_WIRED
 def test_two_trainers_on_one_folder_exactly_one_runs(tmp_path, charlm):
     corpus = charlm.write_corpus(tmp_path / 'c.txt', 3000)
     out = tmp_path / 'out'
@@ -69,7 +61,6 @@ def test_two_trainers_on_one_folder_exactly_one_runs(tmp_path, charlm):
                 p.communicate()
 
 
-@NOT_WIRED
 def test_a_stale_lock_is_taken_over_with_a_notice(tmp_path, charlm):
     corpus = charlm.write_corpus(tmp_path / 'c.txt', 3000)
     out = tmp_path / 'out'
@@ -85,7 +76,6 @@ def test_a_stale_lock_is_taken_over_with_a_notice(tmp_path, charlm):
     assert 'took over the stale lock' in err and 'process %d' % dead.pid in err
 
 
-@NOT_WIRED
 def test_a_killed_writers_temp_files_are_removed_at_the_next_start(tmp_path, charlm):
     corpus = charlm.write_corpus(tmp_path / 'c.txt', 3000)
     out = tmp_path / 'out'
@@ -104,8 +94,6 @@ def test_a_killed_writers_temp_files_are_removed_at_the_next_start(tmp_path, cha
     assert rc == 0 and not stale.exists()
 
 
-@pytest.mark.xfail(strict=True, reason='the trainer rewrites log.jsonl before its first '
-                                      'checkpoint is written (train.py rewrite)')
 def test_a_failed_new_run_leaves_the_old_run_byte_identical(tmp_path, charlm, monkeypatch,
                                                             capsys):
     corpus = charlm.write_corpus(tmp_path / 'c.txt', 3000)

@@ -320,12 +320,12 @@ def test_small_model_learns_dates_quickly():
     sv, tv = S.date_vocabs()
     tr, va, te = [S.encode_pairs(data[k], sv, tv) for k in ('train', 'val', 'test')]
     model = S.Seq2seq(len(sv), len(tv), embed_size=32, hidden_size=64)
-    t0 = time.perf_counter()
     # seeds 0, 1, 2 measured: 9 s / 2 epochs, 25 s / 4, 13 s / 2; test exact match 0.993,
     # 0.983, 0.997 (shared 2-core machine)
-    _, hist = S.train(model, tr, va, batch_size=64, lr=4e-3, max_epochs=4, max_seconds=45,
+    # (speed is measured in benchmarks/seq2seq.py, not timed here: a loaded machine must not
+    # turn this test red, so it stops by epochs and accuracy only)
+    _, hist = S.train(model, tr, va, batch_size=64, lr=4e-3, max_epochs=4,
                       target_accuracy=0.99)
-    assert time.perf_counter() - t0 < 60
     assert hist[-1]['loss'] < hist[0]['loss']
     acc = S.exact_match(model, te)
     assert acc >= 0.97, (acc, hist)

@@ -21,8 +21,11 @@ class LogReport(Extension):
     dict ``{observation: field}``, those observations under the field names, in the dict's
     order (the char-RNN program's log uses this).
 
-    On a fresh run the file is started anew; on a resumed run records after the snapshot's
-    iteration are cut, and values that an extra end-of-run evaluation added to the last
+    On a fresh run the file is started anew; when it replaces an earlier run's log, the new
+    records go to a side file (``.<filename>.new``) that replaces the old log only once the
+    run has saved its first snapshot (or ends normally without any), so a run that fails
+    early leaves the earlier log as it was. On a resumed run records after the snapshot's
+    iteration are cut (an atomic rewrite), and values that an extra end-of-run evaluation added to the last
     kept record are taken back, so the log equals an uninterrupted run's.
 
     Args:
@@ -54,6 +57,7 @@ class LogReport(Extension):
         self.last_raw = None     # the last record's means (PrintReport shows them)
         self._drop = None
         self._logger = None
+        self._side = None
         self.path = None
         self.log = []            # the records written by this run
 
@@ -61,11 +65,36 @@ class LogReport(Extension):
         if self.filename is None or trainer.out is None:
             return
         self.path = os.path.join(trainer.out, self.filename)
+        self._side = None
+        target = self.path
         if trainer.resumed_from is not None:
             self._cut_back(trainer.updater.iteration)
         elif os.path.exists(self.path):
-            rewrite_jsonl(self.path, [])
+            self._side = target = os.path.join(trainer.out, '.%s.new' % self.filename)
+            rewrite_jsonl(target, [])
+        self._logger = JsonlLogger(target)
+
+    def _promote(self):
+        """The side file replaces the earlier run's log (see the class docstring)."""
+        if self._side is None:
+            return
+        self._logger.close()
+        os.replace(self._side, self.path)
+        self._side = None
         self._logger = JsonlLogger(self.path)
+
+    def after_save(self, trainer, path):
+        self._promote()
+
+    def on_error(self, trainer, exc):
+        if self._side is not None and self._logger is not None:
+            self._logger.close()
+            self._logger = None
+            try:
+                os.remove(self._side)      # the earlier run's log stays as it was
+            except OSError:
+                pass
+            self._side = None
 
     def _cut_back(self, iteration):
         try:
@@ -75,7 +104,7 @@ class LogReport(Extension):
                               'move the log away) and resume again; the snapshot itself is '
                               'fine' % e) from None
         kept = [r for r in old if isinstance(r.get('iteration'), int)
-                and r['iteration'] <= iteration]
+                and not isinstance(r.get('iteration'), bool) and r['iteration'] <= iteration]
         if self._drop and kept and kept[-1]['iteration'] == iteration:
             last = dict(kept[-1])
             for k in self._drop:
@@ -84,7 +113,12 @@ class LogReport(Extension):
                 elif k in self.fields:
                     last[self.fields[k]] = None
             kept[-1] = last
-        rewrite_jsonl(self.path, kept)
+        try:
+            rewrite_jsonl(self.path, kept)
+        except OSError as e:
+            raise WriteError('could not rewrite the log %s for the resumed run (%s: %s); '
+                             'nothing was changed (the rewrite is atomic). Free disk space, '
+                             'then resume again' % (self.path, type(e).__name__, e)) from None
 
     def drop_extra(self, iteration, keys):
         self._drop = set(keys)
@@ -133,6 +167,7 @@ class LogReport(Extension):
 
     def finalize(self, trainer):
         if self._logger is not None:
+            self._promote()
             self._logger.close()
             self._logger = None
 
