@@ -2,7 +2,6 @@
 of the loss, variable-length batches, greedy and beam search (width 1 = greedy, never below
 greedy, exact with a wide beam), errors, checkpoints, and a small training run."""
 import itertools
-import time
 
 import numpy
 import pytest
