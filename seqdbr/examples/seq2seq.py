@@ -469,7 +469,7 @@ class ExactMatch(Extension):
         self.model, self.examples, self.target = model, list(examples), target
 
     def __call__(self, trainer):
-        if trainer.stop_reason == 'interrupted':
+        if trainer.stop_reason == 'interrupted' and trainer.in_extra_firing:
             return
         acc = exact_match(self.model, self.examples)
         report({'val/exact': acc})

@@ -80,6 +80,8 @@ class Trainer:
         diverged (str or None): why the run was marked diverged.
         extra_keys (list of str): the observation names that *extra* end-of-run firings
             reported in this iteration (filled as the extensions run).
+        in_extra_firing (bool): the extension running now fires only because the run ends
+            (an evaluator skips such a pass when a signal stopped the run).
 
     Raises:
         ValueError: a bad stop trigger (the message names it).
@@ -102,6 +104,7 @@ class Trainer:
         self._pending_drop = None
         self.stored_states = None
         self.overwrite = overwrite
+        self.in_extra_firing = False
         self.notice = notice or (lambda text: print(text, file=sys.stderr, flush=True))
         self.saves = 0
 
@@ -250,7 +253,8 @@ class Trainer:
                 if e.priority < PRIORITY_READER and self.diverged is not None:
                     break
                 if e.trigger(self):
-                    before = set(obs) if getattr(e.trigger, 'extra', False) else None
+                    self.in_extra_firing = getattr(e.trigger, 'extra', False)
+                    before = set(obs) if self.in_extra_firing else None
                     e.ext(self)
                     if before is not None:
                         extra.extend(k for k in obs if k not in before)

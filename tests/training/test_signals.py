@@ -63,3 +63,32 @@ def test_sigterm_mid_run_saves_and_resumes_exactly(tmp_path):
     assert all(a.params[n].tobytes() == b.params[n].tobytes() for n in a.params)
     assert all(a.optimizer_state[n].tobytes() == b.optimizer_state[n].tobytes()
                for n in a.optimizer_state)
+
+
+def test_a_signal_at_a_scheduled_validation_still_validates(tmp_path, monkeypatch):
+    """The validation due at the interrupted iteration runs (a resumed run would not redo
+    it); only an extra end-of-run validation is skipped on a signal."""
+    import io
+    from seqdbr.charlm.train import TrainConfig, train
+    from seqdbr.training import bptt_updater
+    from seqdbr.training.evaluator import read_jsonl
+    corpus = tmp_path / 'c.txt'
+    corpus.write_text(' '.join(numpy.random.default_rng(1).choice(WORDS, 800)))
+    real, calls = bptt_updater.bptt_update, []
+
+    def update(*a, **k):
+        calls.append(1)
+        loss = real(*a, **k)
+        if len(calls) in (4, 13):
+            os.kill(os.getpid(), signal.SIGTERM)
+        return loss
+    monkeypatch.setattr(bptt_updater, 'bptt_update', update)
+    kw = dict(corpus=str(corpus), rnn_size=8, batch_size=3, seq_length=6, eval_every=4,
+              max_iters=50, progress=False)
+    res = train(TrainConfig(out=str(tmp_path / 'a'), **kw), out_stream=io.StringIO())
+    assert res.status == 'interrupted' and res.iteration == 4
+    assert read_jsonl(tmp_path / 'a' / 'log.jsonl')[-1]['val_loss'] is not None
+    res = train(TrainConfig(resume=str(tmp_path / 'a' / 'latest.npz'), **kw),
+                explicit={'resume'}, out_stream=io.StringIO())
+    assert res.status == 'interrupted' and res.iteration == 13     # between validations
+    assert read_jsonl(tmp_path / 'a' / 'log.jsonl')[-1]['val_loss'] is None

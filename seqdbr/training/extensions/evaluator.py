@@ -3,9 +3,10 @@
 :class:`Evaluator` scores a dataset batch by batch and reports weighted means; 
 :class:`LMEvaluator` scores a language model on one long token stream
 (:func:`seqdbr.rnn.lm_eval.evaluate_tokens`). Both report under a prefix (``'val/'``),
-keep the model's carried recurrent state as it was, skip the pass when the run was
-interrupted by a signal or has diverged, and mark the run diverged when their loss is not
-finite.
+keep the model's carried recurrent state as it was, and mark the run diverged when their
+loss is not finite. They skip the pass when the run has diverged, or when a signal stopped
+the run and the pass is an extra end-of-run one (a scheduled pass still runs, so a resumed
+run equals an uninterrupted one).
 """
 import math
 import numbers
@@ -57,8 +58,9 @@ class _EvaluatorBase(Extension):
         self.prefix = prefix
 
     def __call__(self, trainer):
-        if trainer.diverged is not None or trainer.stop_reason == 'interrupted':
-            return None
+        if trainer.diverged is not None or (trainer.stop_reason == 'interrupted'
+                                            and trainer.in_extra_firing):
+            return None         # a scheduled pass still runs, so a resumed run is exact
         saved = get_carried_state(self.model) if self.model is not None else None
         try:
             with no_backprop_mode(), using_config('train', False):
