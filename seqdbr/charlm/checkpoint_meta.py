@@ -95,6 +95,10 @@ def check_members(path, index, file_size):
         file_size (int): the file's size on disk.
     """
     meta = index.get('meta')
+    if meta is None and '__snapshot__' in index:
+        raise CheckpointError('%s is a training snapshot of another seqdbr program (written by '
+                              'seqdbr.training, not by seqdbr-train-charrnn); resume, sample '
+                              'or evaluate it with the program that wrote it' % path)
     if meta is None:
         raise CheckpointError('%s is not a seqdbr char-RNN checkpoint: it has no %r entry '
                               '(entries: %s)' % (path, 'meta',

@@ -97,6 +97,10 @@ def test_snapshot_of_another_program_or_model_is_refused_naming_both(tr, tmp_pat
     with pytest.raises(SnapshotError, match="seqdbr.charlm.checkpoint file, not a training "
                                             "snapshot of the program 'test-mlp'"):
         tr.make_mlp_trainer(tmp_path / 'f').resume(charlm)
+    from seqdbr.charlm.checkpoint import load_checkpoint
+    from seqdbr.charlm.errors import CheckpointError
+    with pytest.raises(CheckpointError, match='training snapshot of another seqdbr program'):
+        load_checkpoint(snap)
     damaged = tmp_path / 'damaged.npz'
     damaged.write_bytes(snap.read_bytes()[:200])
     with pytest.raises(SnapshotError, match='damaged.npz'):
