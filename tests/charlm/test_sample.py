@@ -224,3 +224,102 @@ def test_japanese_round_trip_on_real_data(shared_data, tmp_path, charlm, capfdbi
     vocab = load_checkpoint(res.latest).vocab
     assert all(c in vocab for c in decoded[:-1])
     assert not math.isnan(load_checkpoint(res.latest).meta['history']['train_loss'][-1])
+
+
+# -- top-k: exact probabilities, the tie rule, and the CLI flag ---------------------------------
+
+def _reference_top_k_probs(z, temperature, top_k):
+    """NumPy reference: softmax(z / T) over the logits >= the k-th largest (ties kept)."""
+    z = numpy.asarray(z, numpy.float64)
+    keep = numpy.ones(z.size, bool)
+    if top_k is not None and top_k < z.size:
+        kth = numpy.sort(z)[::-1][top_k - 1]
+        keep = z >= kth
+    w = numpy.where(keep, numpy.exp((z - z.max()) / temperature), 0.0)
+    return w / w.sum()
+
+
+class _FixedUniform:
+    """Stands in for a numpy Generator: ``random()`` returns the given numbers in turn."""
+
+    def __init__(self, values):
+        self.values = list(values)
+
+    def random(self):
+        return self.values.pop(0)
+
+
+def _picks_at(logits, temperature, top_k, us):
+    return [choose(logits, temperature, top_k=top_k, rng=_FixedUniform([u])) for u in us]
+
+
+@pytest.mark.parametrize('logits,temperature,top_k', [
+    ([0.1, 3.0, 2.9, -2.0, 2.8], 1.0, 2),
+    ([0.1, 3.0, 2.9, -2.0, 2.8], 0.7, 3),
+    ([1.0, 3.0, 2.0, 3.0, 2.0, 0.0], 1.3, 3),      # tie at the k-th value: 4 survivors
+    ([1.0, 3.0, 2.0, 3.0, 2.0, 0.0], 2.0, 1),      # tie at the top: 2 survivors
+    ([0.5, -0.5, 0.25], 0.5, 10),                   # k >= V: no restriction
+    ([0.5, -0.5, 0.25], 0.5, None),
+])
+def test_top_k_probabilities_are_exactly_the_renormalised_softmax(logits, temperature, top_k):
+    """The documented draw is inverse-CDF with ``rng.random()``: index i is chosen for u in
+    [C_{i-1}, C_i), C the cumulative reference probabilities. Probing u just inside both
+    ends of every interval pins each probability to 1e-9, so survivors with equal
+    probabilities, a dropped tie or a wrong temperature all fail."""
+    p = _reference_top_k_probs(logits, temperature, top_k)
+    cdf = numpy.cumsum(p)
+    lo = numpy.concatenate([[0.0], cdf[:-1]])
+    for i in numpy.flatnonzero(p > 0):
+        assert _picks_at(logits, temperature, top_k, [lo[i] + 1e-9, cdf[i] - 1e-9]) == [i, i]
+    # indices outside the top k are never reachable, whatever u is
+    us = numpy.linspace(0, 1, 2001, endpoint=False)
+    assert set(_picks_at(logits, temperature, top_k, us)) == set(numpy.flatnonzero(p > 0))
+
+
+def test_top_k_keeps_every_tie_at_the_kth_value_with_its_own_probability():
+    logits = numpy.array([1.0, 3.0, 2.0, 3.0, 2.0, 0.0])
+    rng = numpy.random.default_rng(11)
+    n = 40000
+    counts = numpy.bincount([choose(logits, 1.0, top_k=3, rng=rng) for _ in range(n)],
+                            minlength=6)
+    e = numpy.exp([3.0, 2.0]) / (2 * numpy.exp(3.0) + 2 * numpy.exp(2.0))
+    expected = numpy.array([0, e[0], e[1], e[0], e[1], 0])
+    # both values tied at the 3rd largest (2.0, indices 2 and 4) survive, at exp(2)/Z each
+    numpy.testing.assert_allclose(counts / n, expected, atol=0.01)
+    assert counts[0] == counts[5] == 0
+
+
+def _reference_sample(ck, prime, length, temperature, top_k, seed):
+    """Independent sampler for the CLI check: one window for the prime, then one character
+    at a time, each drawn from the reference top-k distribution by inverse CDF."""
+    model = ck.build_model()
+    vocab = ck.vocab
+    rng = numpy.random.default_rng(seed)
+    with no_backprop_mode(), using_config('train', False):
+        y = model(vocab.encode(prime)[None, :]).array[0, -1]
+        out = []
+        for _ in range(length):
+            cdf = numpy.cumsum(_reference_top_k_probs(y, temperature, top_k))
+            k = int(numpy.searchsorted(cdf, rng.random() * cdf[-1], side='right'))
+            out.append(k)
+            y = model(numpy.array([[k]], numpy.int32)).array[0, -1]
+    return prime + vocab.decode(numpy.array(out, numpy.int32))
+
+
+def test_cli_top_k_reaches_the_sampler(lm, tmp_path, capfdbinary):
+    model, vocab = lm
+    path = save_checkpoint(tmp_path / 'm.npz', model, vocab)
+    base = [str(path), '--length', '40', '--prime', 'the ', '--temperature', '3']
+
+    def run(*extra):
+        assert sample_main(base + list(extra)) == 0
+        return capfdbinary.readouterr().out.decode('utf-8')[:-1]      # drop the final newline
+
+    # --top-k 1 leaves only the most likely character, at any temperature: greedy text
+    greedy = run('--argmax')
+    assert run('--top-k', '1', '--seed', '4') == greedy
+    assert run('--seed', '4') != greedy                  # (without it, temperature 3 is not)
+    ck = load_checkpoint(path)
+    for k in (2, 5):
+        assert run('--top-k', str(k), '--seed', '9') == \
+            _reference_sample(ck, 'the ', 40, 3.0, k, 9)
