@@ -149,14 +149,35 @@ def test_directory_fsync_failure_is_ignored(tmp_path, monkeypatch):
 
 
 def test_bad_mode_missing_directory_and_directory_target(tmp_path):
-    with pytest.raises(ValueError, match="mode must be 'wb' or 'w', got 'a'"):
+    with pytest.raises(ValueError) as e:
         with atomic_write(tmp_path / 'x', mode='a'):
             pass
+    assert str(e.value) == "atomic_write mode must be 'wb' or 'w', got 'a'"
     missing = tmp_path / 'nope' / 'x'
-    with pytest.raises(FileNotFoundError, match='does not exist.*create it first'):
+    with pytest.raises(FileNotFoundError) as e:
         with atomic_write(missing):
             pass
-    with pytest.raises(IsADirectoryError, match='it is a directory; give a file path'):
+    assert str(e.value) == ('cannot write %r: directory %r does not exist (create it first)'
+                            % (str(missing), str(tmp_path / 'nope')))
+    with pytest.raises(IsADirectoryError) as e:
         with atomic_write(tmp_path):
             pass
+    assert str(e.value) == ('cannot write %r: it is a directory; give a file path'
+                            % str(tmp_path))
     assert os.listdir(tmp_path) == []
+
+
+def test_cleanup_failure_does_not_hide_the_original_error(tmp_path, monkeypatch):
+    """If removing the temporary file fails too, the caller still sees the error that
+    interrupted the write (here Ctrl-C), not the OSError of the cleanup."""
+    def unlink_fails(path):
+        raise PermissionError(13, 'Permission denied', path)
+
+    monkeypatch.setattr(atomic.os, 'unlink', unlink_fails)
+    p = tmp_path / 'f'
+    p.write_bytes(b'old')
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_write(p) as f:
+            f.write(b'new')
+            raise KeyboardInterrupt
+    assert p.read_bytes() == b'old'
