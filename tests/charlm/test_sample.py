@@ -323,3 +323,104 @@ def test_cli_top_k_reaches_the_sampler(lm, tmp_path, capfdbinary):
     for k in (2, 5):
         assert run('--top-k', str(k), '--seed', '9') == \
             _reference_sample(ck, 'the ', 40, 3.0, k, 9)
+
+
+def test_probabilities_exact_for_float32_and_huge_logits():
+    """Logits are converted to float64 before the softmax (float32 arithmetic would move
+    the interval ends by ~1e-7), and huge logits neither overflow nor lose precision."""
+    for logits, temp, k in (([0.3, 1.7, -0.2, 1.1], 0.9, None), ([1000.0, 999.0, 998.5], 1.0, 2),
+                            ([-1e4, -1e4 + 2, -1e4 + 1], 2.0, None)):
+        z = numpy.asarray(logits, numpy.float32 if abs(logits[0]) < 100 else numpy.float64)
+        p = _reference_top_k_probs(z.astype(numpy.float64), temp, k)
+        cdf = numpy.cumsum(p)
+        lo = numpy.concatenate([[0.0], cdf[:-1]])
+        for i in numpy.flatnonzero(p > 0):
+            assert _picks_at(z, temp, k, [lo[i] + 1e-9, cdf[i] - 1e-9]) == [i, i]
+
+
+def test_u_exactly_zero_never_picks_an_excluded_index():
+    """``Generator.random()`` can return exactly 0.0: the draw must still land on a kept
+    index (the first one with a non-zero probability), not on an excluded one before it."""
+    logits = numpy.array([-3.0, 2.0, 1.0, 0.5])
+    assert _picks_at(logits, 1.0, 2, [0.0]) == [1]
+    assert _picks_at(logits, 1.0, None, [0.0]) == [0]
+
+
+def test_single_logit_and_bad_logit_shapes():
+    assert choose(numpy.array([0.25]), 1.0, rng=numpy.random.default_rng(0)) == 0
+    assert choose([0.25], 1.0, top_k=3, rng=numpy.random.default_rng(0)) == 0
+    for bad, shape in ((numpy.zeros(0), '(0,)'), (numpy.zeros((2, 3)), '(2, 3)'),
+                       (numpy.float64(1.0), '()')):
+        with pytest.raises(SamplingError) as e:
+            choose(bad, 1.0, rng=numpy.random.default_rng(0))
+        assert str(e.value) == 'logits must be a non-empty 1-D vector, got shape %s' % shape
+
+
+def test_sampling_error_messages_in_full():
+    """The whole message, so a garbled or truncated one fails."""
+    def msg(fn, *a, **kw):
+        with pytest.raises(SamplingError) as e:
+            fn(*a, **kw)
+        return str(e.value)
+
+    for bad in (float('nan'), True, '1', None):
+        assert msg(choose, [0.0], bad) == \
+            'temperature must be a finite number >= 0, got %r' % (bad,)
+    assert msg(choose, [0.0], -0.5) == (
+        'temperature must be >= 0, got -0.5: use 0 for the most likely character (same as '
+        '--argmax), values below 1 for more conservative text and above 1 for more '
+        'surprising text')
+    for bad in (0, -2, True, 2.0, '3'):
+        assert msg(choose, [0.0], 1.0, top_k=bad) == \
+            'top_k must be an int >= 1 (or None for no limit), got %r' % (bad,)
+    assert msg(choose, [0.0, 1.0], 1.0) == (
+        'a numpy.random.Generator (rng) is needed to sample; pass '
+        'rng=numpy.random.default_rng(seed)')
+    assert msg(choose, [0.0, numpy.nan, numpy.inf, 1.0], 1.0) == (
+        'the model produced 2 non-finite logits (NaN or inf; first at index 1 of 4); its '
+        'weights are corrupt or diverged, so no character can be chosen. Use another '
+        'checkpoint (e.g. best.npz) or retrain with a lower --learning-rate')
+
+
+def test_length_must_be_a_non_negative_int(lm):
+    model, vocab = lm
+    for bad in (-1, 2.0, True, '3', None):
+        with pytest.raises(SamplingError) as e:
+            sample(model, vocab, bad, temperature=0)
+        assert str(e.value) == 'length must be an int >= 0, got %r' % (bad,)
+    assert sample(model, vocab, 0, prime='dog') == 'dog'
+
+
+def test_every_piece_is_flushed_and_streams_without_flush_work(lm):
+    model, vocab = lm
+
+    class Counting:
+        def __init__(self):
+            self.events = []
+
+        def write(self, s):
+            self.events.append(('write', s))
+
+        def flush(self):
+            self.events.append(('flush',))
+
+    out = Counting()
+    text = sample(model, vocab, 6, prime='dog', out=out, rng=numpy.random.default_rng(1))
+    kinds = [e[0] for e in out.events]
+    assert kinds == ['write', 'flush'] * 7                # the prime, then each character
+    assert ''.join(e[1] for e in out.events if e[0] == 'write') == text
+
+    class WriteOnly:
+        def __init__(self):
+            self.parts = []
+
+        def write(self, s):
+            self.parts.append(s)
+
+    w = WriteOnly()
+    assert sample(model, vocab, 4, prime='dog', out=w, temperature=0) == ''.join(w.parts)
+    w = WriteOnly()
+    assert sample(model, vocab, 0, prime='dog', out=w) == 'dog' and w.parts == ['dog']
+    w = WriteOnly()
+    sample(model, vocab, 0, prime='', out=w)
+    assert w.parts == []                                  # nothing to write: no empty write
