@@ -25,10 +25,12 @@ WORK=${WORK:-build/mutation}
 OUT=${OUT:-benchmarks/results/mutation}
 
 # name | file(s) to mutate (globs, comma-separated) | tests that exercise them
-# To add a module (e.g. seqdbr/training/*, seqdbr/distributed/*), add one line.
+# To add a module (e.g. seqdbr/training/*, seqdbr/distributed/*), add one line. Leave out
+# test files that run seqdbr in a subprocess (test_user_reports.py, the trainer's resume
+# tests): the subprocess imports the unmutated package and mutmut's stats run fails.
 MODULES=(
   "sample|seqdbr/charlm/sample.py|tests/charlm/test_sample.py"
-  "checkpoint|seqdbr/charlm/checkpoint.py|tests/charlm/test_checkpoint.py tests/charlm/test_user_reports.py"
+  "checkpoint|seqdbr/charlm/checkpoint.py|tests/charlm/test_checkpoint.py"
   "atomic|seqdbr/core/atomic.py|tests/core/test_atomic.py tests/core/test_serializers.py tests/charlm/test_checkpoint.py"
   "serializers|seqdbr/core/serializers.py|tests/core/test_serializers.py"
   "gradient_check|seqdbr/gradient_check.py|tests/core/test_gradient_check.py tests/core/test_noise.py"
