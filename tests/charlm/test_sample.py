@@ -424,3 +424,63 @@ def test_every_piece_is_flushed_and_streams_without_flush_work(lm):
     w = WriteOnly()
     sample(model, vocab, 0, prime='', out=w)
     assert w.parts == []                                  # nothing to write: no empty write
+
+
+def test_defaults_temperature_one_and_unknown_error(lm):
+    model, vocab = lm
+    logits = [0.3, -1.0, 2.0]
+    p = _reference_top_k_probs(logits, 1.0, None)
+    cdf = numpy.cumsum(p)
+    assert [choose(logits, rng=_FixedUniform([u])) for u in cdf - 1e-9] == [0, 1, 2]
+    runs = [sample(model, vocab, 40, prime='the ', rng=numpy.random.default_rng(3), **kw)
+            for kw in ({}, {'temperature': 1.0}, {'temperature': 2.0})]
+    assert runs[0] == runs[1] != runs[2]
+    from seqdbr.charlm.sample import encode_prime
+    with pytest.raises(UnknownCharacterError):
+        encode_prime(vocab, 'the Q')
+    with pytest.raises(UnknownCharacterError):
+        sample(model, vocab, 3, prime='the Q', temperature=0)
+
+
+def test_without_rng_sampling_draws_from_a_fresh_generator(lm):
+    """rng=None is documented: a fresh, unseeded generator for sampling (and none needed
+    for greedy decoding)."""
+    model, vocab = lm
+    for kw in ({}, {'temperature': 1.0}, {'temperature': 0.5, 'top_k': 3}):
+        out = sample(model, vocab, 30, prime='dog', **kw)
+        assert out.startswith('dog') and len(out) == 33
+    assert sample(model, vocab, 10, prime='dog', argmax=True) == \
+        sample(model, vocab, 10, prime='dog', temperature=0)
+
+
+def _tiny_model(text, seed=5):
+    initializers.set_seed(seed)
+    vocab = Vocabulary.from_text(text)
+    model = CharRNN(len(vocab), rnn_size=10, num_layers=1)
+    model.out.W.array[...] *= 4
+    return model, vocab
+
+
+@pytest.mark.parametrize('text,start', [
+    ('\tab\ncd ab\ncd\t', '\n'),                          # newline exists but is not id 0
+    ('abc cab bca', None),                                 # no newline: id 0 starts
+])
+def test_empty_prime_start_symbol(text, start):
+    """Documented: without a prime, generation starts from a newline when the vocabulary has
+    one, else from the first symbol; the start symbol is not part of the output."""
+    model, vocab = _tiny_model(text)
+    first = start if start is not None else vocab.decode(numpy.array([0], numpy.int32))
+    assert start is None or vocab.encode(start)[0] != 0
+    expected = sample(model, vocab, 12, prime=first, temperature=0)[1:]
+    assert sample(model, vocab, 12, temperature=0) == expected
+    assert sample(model, vocab, 12, prime='', temperature=0) == expected
+
+
+def test_empty_prime_start_symbol_bytes_vocabulary():
+    model, vocab = _tiny_model(b'\tab\ncd ab\x00cd\t')
+    assert vocab.mode == 'bytes' and 10 in vocab and vocab.encode(b'\n')[0] != 0
+    expected = sample(model, vocab, 12, prime=b'\n', temperature=0)[1:]
+    assert sample(model, vocab, 12, temperature=0) == expected
+    model, vocab = _tiny_model(b'abc cab')                 # no newline byte: id 0
+    expected = sample(model, vocab, 12, prime=vocab.decode(numpy.array([0])), temperature=0)
+    assert sample(model, vocab, 12, temperature=0) == expected[1:]
