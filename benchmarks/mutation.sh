@@ -38,6 +38,7 @@ MODULES=(
 # Test files that do not exist are left out (so an older checkout can be measured too).
 
 command -v "$MUTMUT" >/dev/null || { echo "mutmut not found: pip install -e '.[dev]'" >&2; exit 2; }
+PY=$(dirname "$(command -v "$MUTMUT")")/python    # the interpreter mutmut is installed in
 mkdir -p "$WORK" "$OUT"
 OUT=$(cd "$OUT" && pwd)
 
@@ -83,9 +84,21 @@ s = {'module': sys.argv[1], 'files': sys.argv[3], 'seconds': int(sys.argv[2]), *
 print(json.dumps(s, indent=1))
 PY
     )
-    (cd "$dir" && "$MUTMUT" results 2>/dev/null | awk '{print $1}' | sed 's/:$//' | \
-        while read -r m; do [ -n "$m" ] && "$MUTMUT" show "$m" 2>/dev/null; echo; done) \
-        > "$OUT/$name-survivors.txt"
+    # every mutant that was not killed, with its diff (one process: `mutmut show` per mutant
+    # takes seconds each)
+    (cd "$dir" && "$PY" - > "$OUT/$name-survivors.txt" <<'PY'
+from mutmut.__main__ import (SourceFileMutationData, get_diff_for_mutant, status_by_exit_code,
+                             walk_mutatable_files)
+for path in walk_mutatable_files():
+    m = SourceFileMutationData(path=path)
+    m.load()
+    for key, code in m.exit_code_by_key.items():
+        status = status_by_exit_code[code]
+        if status != 'killed':
+            print('# %s: %s' % (key, status))
+            print(get_diff_for_mutant(key, path=path))
+PY
+    )
     python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print('%-15s' % d['module'], {k: v for k, v in d.items() if k not in ('module', 'files')})" "$OUT/$name.json"
 }
 
