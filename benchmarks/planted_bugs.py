@@ -19,6 +19,7 @@ import subprocess
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+TIMEOUT = int(os.environ.get('PLANTED_BUG_TIMEOUT', '900'))      # seconds per bug
 
 # id, description, file, old text, new text, test paths
 BUGS = [
@@ -100,14 +101,21 @@ def run_bug(bug):
         if rel.endswith('.c'):
             _build()
         env = dict(os.environ, OMP_NUM_THREADS='1', OPENBLAS_NUM_THREADS='1')
-        r = subprocess.run([sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider',
-                            '-o', 'addopts=-rf --import-mode=importlib'] + tests,
-                           cwd=ROOT, env=env, capture_output=True, text=True)
+        try:
+            r = subprocess.run([sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider',
+                                '-o', 'addopts=-rf --import-mode=importlib'] + tests,
+                               cwd=ROOT, env=env, capture_output=True, text=True,
+                               timeout=TIMEOUT)
+            stdout = r.stdout
+        except subprocess.TimeoutExpired as e:
+            out = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or '')
+            return num, desc, -1, ['(the tests ran past %d s: a hang counts as caught, the '
+                                   'suite would not finish) %s' % (TIMEOUT, out[-200:])]
     finally:
         path.write_text(src)
         if rel.endswith('.c'):
             _build()
-    failed = re.findall(r'^(?:FAILED|ERROR) (\S+)', r.stdout, re.M)
+    failed = re.findall(r'^(?:FAILED|ERROR) (\S+)', stdout, re.M)
     return num, desc, len(failed), failed
 
 
@@ -117,7 +125,8 @@ def main(argv):
         if wanted and bug[0] not in wanted:
             continue
         num, desc, n, failed = run_bug(bug)
-        status = 'NOT CAUGHT' if n == 0 else ('?' if n is None else 'caught by %d' % n)
+        status = ('NOT CAUGHT' if n == 0 else '?' if n is None else
+                  'caught (hang)' if n < 0 else 'caught by %d' % n)
         print('%2d  %-72s %s' % (num, desc, status))
         for name in failed[:4]:
             print('      ' + name)
