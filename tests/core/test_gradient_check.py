@@ -200,3 +200,133 @@ def test_assert_allclose_accepts_variables_and_scalars():
     with pytest.raises(AssertionError):
         assert_allclose(numpy.array([1.0]), numpy.array([1.0 + 2e-4]), atol=0, rtol=1e-4)
     assert_allclose(numpy.array([1.0]), numpy.array([1.0 + 2e-4]), atol=0, rtol=1e-3)
+
+
+# -- options and edge cases (from mutation-testing survivors) ----------------------------------
+
+class _IgnoresUpstream(FunctionNode):
+    """y = 2x with a backward that forgets the upstream gradient (right only when gy = 1)."""
+
+    def forward(self, inputs):
+        return (2 * inputs[0],)
+
+    def backward(self, indexes, grad_outputs):
+        return (2 * numpy.ones_like(grad_outputs[0]),)
+
+
+class _Recorder(FunctionNode):
+    """y = x; records the upstream gradients it receives."""
+    seen = []
+
+    def forward(self, inputs):
+        return (inputs[0].copy(),)
+
+    def backward(self, indexes, grad_outputs):
+        _Recorder.seen.append(grad_outputs[0].copy())
+        return (grad_outputs[0],)
+
+
+def _cube(x):
+    class Cube(FunctionNode):
+        def forward(self, inputs):
+            self.retain_inputs((0,))
+            return (inputs[0] ** 3,)
+
+        def backward(self, indexes, gys):
+            (x,) = self.get_retained_inputs()
+            return (3 * x ** 2 * gys[0],)
+    return Cube().apply((x,))[0]
+
+
+def test_default_upstream_gradients_are_random_and_reproducible():
+    x = numpy.random.RandomState(3).randn(4, 3)
+    with pytest.raises(AssertionError):
+        check_backward(lambda v: _IgnoresUpstream().apply((v,))[0], x)
+    _Recorder.seen = []
+    for _ in range(2):
+        check_backward(lambda v: _Recorder().apply((v,))[0], x)
+    a, b = _Recorder.seen
+    numpy.testing.assert_array_equal(a, b)                  # same draw every call
+    assert a.min() < 0 < a.max() and len(numpy.unique(a)) == a.size
+
+
+def test_outputs_that_are_none_are_skipped():
+    rs = numpy.random.RandomState(4)
+    xs = (rs.randn(2, 3), rs.randn(2, 3))
+
+    def f(x, y):
+        s, p = _TwoOutputs().apply((x, y))
+        return None, p, s
+
+    check_backward(f, xs)
+    check_backward(f, xs, grad_outputs=(rs.randn(2, 3), rs.randn(2, 3), rs.randn(2, 3)))
+    check_backward(f, xs, grad_outputs=(None, rs.randn(2, 3), None))
+    with pytest.raises(AssertionError, match='gradient of input 0'):
+        check_backward(lambda x, y: (None,) + tuple(
+            _TwoOutputs('first_output_only').apply((x, y))), xs)
+
+
+def test_eps_atol_and_rtol_are_used():
+    x = numpy.array([1.0, -2.0, 0.5])
+    check_backward(_cube, x)
+    # with eps = 0.1 the central difference of x^3 is off by eps^2 = 0.01 per unit of gy
+    with pytest.raises(AssertionError):
+        check_backward(_cube, x, eps=0.1)
+    check_backward(_cube, x, eps=0.1, atol=0.05, rtol=0)
+    args = _linear_inputs(2, 3)
+    check_backward(_linear('scaled'), args, atol=0, rtol=0.01)     # 0.1 % off: accepted
+    with pytest.raises(AssertionError):
+        check_backward(_linear('scaled'), args, atol=1e-9, rtol=1e-5)
+
+
+def test_dtype_casts_and_float32_is_kept_without_it():
+    seen = []
+
+    def f(x):
+        seen.append(x.dtype)
+        return _XExpX().apply((x,))[0]
+
+    x32 = numpy.linspace(-1, 1, 5).astype(numpy.float32)
+    check_backward(f, x32, atol=1e-3, rtol=1e-2)
+    assert set(seen) == {numpy.dtype(numpy.float32)}
+    seen.clear()
+    check_backward(f, x32.astype(numpy.float64), dtype=numpy.float32, eps=1e-2, atol=1e-3,
+                   rtol=1e-2)
+    assert set(seen) == {numpy.dtype(numpy.float32)}
+    (g,) = numerical_grad(lambda: (x32 * 2,), (x32,), (numpy.ones(5, numpy.float32),))
+    assert g.dtype == numpy.float32
+    numpy.testing.assert_allclose(g, 2.0, rtol=1e-3)
+
+
+def test_messages_in_full():
+    with pytest.raises(ValueError) as e:
+        numerical_grad(lambda: (numpy.zeros(2),),
+                       (numpy.asfortranarray(numpy.zeros((2, 2))),), (None,))
+    assert str(e.value) == 'numerical_grad needs C-contiguous inputs'
+    with pytest.raises(ValueError) as e:
+        check_backward(_linear(), _linear_inputs(2, 3), grad_outputs=(None, None, None))
+    assert str(e.value) == 'check_backward: 3 grad_outputs for 1 outputs'
+
+    class BadShape(_Linear):
+        def backward(self, indexes, grad_outputs):
+            gx, gW, gb = super().backward(indexes, grad_outputs)
+            return gx, gW, gb[:-1]
+
+    with pytest.raises(AssertionError) as e:
+        check_backward(lambda *v: BadShape().apply(v)[0], _linear_inputs(2, 3))
+    assert str(e.value) in ('input 2: gradient shape (2,) != input shape (3,)',)
+    with pytest.raises(AssertionError,
+                       match=r'(?m)^analytic vs numerical gradient of input 1$'):
+        check_backward(_linear('transposed_gW'), _linear_inputs(2, 3))
+
+
+def test_assert_allclose_defaults_and_variables_on_both_sides():
+    assert_allclose(numpy.array([0.0]), numpy.array([5e-6]))        # default atol 1e-5
+    with pytest.raises(AssertionError):
+        assert_allclose(numpy.array([0.0]), numpy.array([5e-5]))
+    assert_allclose(numpy.array([1000.0]), numpy.array([1000.05]))   # default rtol 1e-4
+    v = Variable(numpy.array([1.0, 2.0]))
+    assert_allclose(v, Variable(numpy.array([1.0, 2.0])))
+    assert_allclose(numpy.array([1.0, 2.0]), v)
+    with pytest.raises(AssertionError):
+        assert_allclose(v, Variable(numpy.array([1.0, 2.5])))
