@@ -470,3 +470,44 @@ def test_save_npz_dict_messages(tmp_path):
                    {'a': numpy.array([None])}) == \
         "cannot save 'a': object arrays need pickle, which seqdbr never writes"
     assert not p.exists()
+
+
+def test_load_npz_dict_messages_in_full(tmp_path):
+    obj = tmp_path / 'obj.npz'
+    numpy.savez(obj, stats=numpy.array([1, 'a', None], dtype=object))
+    assert _raises(S.SerializationError, S.load_npz_dict, obj) == (
+        "%s: entry 'stats' is an object (pickled) array; seqdbr never loads pickles (re-save "
+        'it with numeric or str arrays)' % obj)
+    npy = tmp_path / 'arr.npy'
+    numpy.save(npy, numpy.zeros(3))
+    assert _raises(S.SerializationError, S.load_npz_dict, npy) == \
+        '%s holds a single .npy array, not an .npz archive' % npy
+    pickled = tmp_path / 'p.npy'
+    numpy.save(pickled, numpy.array([1, None], dtype=object))
+    assert _raises(S.SerializationError, S.load_npz_dict, pickled) == (
+        '%s is not a readable .npz archive (truncated or corrupt?): neither an npz archive '
+        'nor an npy array (seqdbr never loads pickles)' % pickled)
+    empty = tmp_path / 'empty.npz'
+    empty.write_bytes(b'')
+    assert _raises(S.SerializationError, S.load_npz_dict, empty).startswith(
+        '%s is not a readable .npz archive (truncated or corrupt?): EOFError: ' % empty)
+
+
+def test_lists_of_keys_and_nested_top_level_names():
+    d = S.DictionaryDeserializer({'a/b/c': numpy.zeros(1), 'a/d': numpy.zeros(1),
+                                  'e/f/g': numpy.zeros(1)})
+    d('x', numpy.zeros(1))
+    d('y', numpy.zeros(1))
+    e = pytest.raises(S.LoadError, d.finish).value
+    assert str(e) == (
+        'could not load the state:\n'
+        '  missing keys (the object has them, the file does not): x, y\n'
+        '  unexpected keys (in the file, not asked for by the object): a/b/c, a/d, e/f/g\n'
+        "  nothing matched; the file's top-level names are: a, e\n"
+        '  (check the model architecture and path_prefix, or pass strict=False to skip '
+        'missing/unexpected keys)')
+    assert e.args == (str(e),)
+
+
+def test_prefix_strips_only_slashes():
+    assert set(S.serialize_to_dict(Leaf(2, 1), 'Xm/')) == {'Xm/W', 'Xm/b'}
