@@ -423,3 +423,119 @@ def test_check_finite_messages_in_full(tmp_path):
         'latest.npz), or start a new run from these weights with --init-from.'
         % (path, key, ck.optimizer_state[key].size, ck.optimizer_state[key].size,
            ck.state['h'].size))
+
+
+def test_save_metadata_fields(tmp_path):
+    import datetime
+    import seqdbr
+    m, _, vocab = _trained()
+    path = save_checkpoint(tmp_path / 'c.npz', m, vocab, meta={'note': 'caf\u00e9 \u732b'})
+    ck = load_checkpoint(path)
+    assert ck.meta['note'] == 'caf\u00e9 \u732b'
+    assert ck.meta['seqdbr_version'] == seqdbr.__version__
+    created = datetime.datetime.fromisoformat(ck.meta['created'])
+    assert created.utcoffset() == datetime.timedelta(0)          # UTC, with its offset
+    assert abs((datetime.datetime.now(datetime.timezone.utc) - created).total_seconds()) < 600
+    raw = load_npz_dict_raw(path)['meta'].tobytes()
+    assert max(raw) < 128 and '\\u732b' in raw.decode('ascii')   # ASCII-escaped JSON
+    assert set(ck.carried_state()) == {'h', 'c'}
+    no_state = load_checkpoint(save_checkpoint(tmp_path / 'n.npz', m, vocab,
+                                               carried_state=False))
+    assert no_state.carried_state() is None
+    with pytest.raises(TypeError) as e:
+        save_checkpoint(tmp_path / 'd.npz', m, vocab, meta={'bad': object()})
+    assert str(e.value) == ('checkpoint metadata must be JSON-serializable: Object of type '
+                            'object is not JSON serializable')
+
+
+def load_npz_dict_raw(path):
+    from seqdbr.core.serializers import load_npz_dict
+    return load_npz_dict(path)
+
+
+def test_rename_longest_prefix_wins():
+    out = ckpt_mod._rename({'a/b/c': 1, 'a/x': 2, 'z': 3}, {'a': 'A', 'a/b': 'B'})
+    assert out == {'B/c': 1, 'A/x': 2, 'z': 3}
+
+
+def test_build_and_load_errors_in_full(tmp_path):
+    m, opt, vocab = _trained()
+    path = save_checkpoint(tmp_path / 'c.npz', m, vocab, optimizer=opt)
+    ck = load_checkpoint(path)
+    ck.meta['model'] = dict(ck.meta['model'], num_layers=0)
+    with pytest.raises(CheckpointError) as e:
+        ck.build_model()
+    assert str(e.value).startswith(
+        'checkpoint %s: the stored model configuration %r is invalid (' % (path, ck.meta['model']))
+    ck = load_checkpoint(path)
+    del ck.params['out/b']
+    with pytest.raises(CheckpointError) as e:
+        ck.build_model()
+    assert str(e.value).startswith('checkpoint %s: ' % path)
+    assert str(e.value).endswith('; the file is corrupt or was not written by the char-RNN '
+                                 'trainer')
+    ck = load_checkpoint(path)
+    assert ck.build_model(device='cpu').xp is numpy
+    weights_only = load_checkpoint(save_checkpoint(tmp_path / 'w.npz', m, vocab))
+    o = optimizers.Adam()
+    fresh = ck.build_model()
+    o.setup(fresh)
+    with pytest.raises(CheckpointError) as e:
+        weights_only.load_optimizer_into(o, fresh)
+    assert str(e.value) == (
+        'checkpoint %s: it holds no optimizer state (a weights-only checkpoint); use '
+        '--init-from to start a new run from its weights' % weights_only.path)
+    sgd = optimizers.SGD()
+    sgd.setup(fresh)
+    with pytest.raises(CheckpointError) as e:
+        ck.load_optimizer_into(sgd, fresh)
+    assert str(e.value).startswith(
+        'checkpoint %s: the optimizer state does not fit SGD: could not load the state from '
+        '%s:\n  missing keys' % (path, path))
+
+
+def test_optimizer_state_of_another_bias_layout_names_the_impl(tmp_path):
+    """A state stored with separate b_ih/b_hh recurrent biases does not fit a model with one
+    bias per layer: the message lists both sets and the impl to resume with."""
+    m, opt, vocab = _trained()
+    ck = load_checkpoint(save_checkpoint(tmp_path / 'c.npz', m, vocab, optimizer=opt))
+    moved = {}
+    for k, v in ck.optimizer_state.items():
+        for layer in ('0', '1'):
+            pre = 'rnn/%s/b/' % layer
+            if k.startswith(pre):
+                moved['rnn/%s/b_ih/' % layer + k[len(pre):]] = v
+                moved['rnn/%s/b_hh/' % layer + k[len(pre):]] = v
+                break
+        else:
+            moved[k] = v
+    ck.optimizer_state = moved
+    ck.meta['model'] = dict(ck.meta['model'], impl='stepwise')
+    model = load_checkpoint(ck.path).build_model()
+    o = optimizers.Adam()
+    o.setup(model)
+    with pytest.raises(CheckpointError) as e:
+        ck.load_optimizer_into(o, model)
+    assert str(e.value) == (
+        'checkpoint %s: its optimizer state has the recurrent weights rnn/0/b_hh, rnn/0/b_ih, '
+        'rnn/1/b_hh, rnn/1/b_ih, but this nstep model has rnn/0/b, rnn/1/b (the stepwise and '
+        'nstep layers keep the LSTM bias differently); resume with --impl stepwise' % ck.path)
+
+
+def test_empty_archive_and_unreadable_file_messages(tmp_path, monkeypatch):
+    from seqdbr.core import serializers
+    p = _write(tmp_path, 'nothing.npz', {})
+    assert _refusal(p) == ("%s is not a seqdbr char-RNN checkpoint: it has no 'meta' entry "
+                           '(entries: none)' % p)
+    bad = tmp_path / 'badjson.npz'
+    numpy.savez(bad, meta=numpy.frombuffer(b'{"format": 1', numpy.uint8))
+    msg = _refusal(str(bad))
+    assert msg.startswith('%s: the metadata is not valid JSON (' % bad)
+    assert msg.endswith('); the file is corrupt')
+
+    def denied(path):
+        raise PermissionError(13, 'Permission denied', path)
+
+    monkeypatch.setattr(serializers, 'load_npz_dict', denied)
+    assert _refusal(p) == ("cannot read checkpoint %s: [Errno 13] Permission denied: %r"
+                           % (p, p))
