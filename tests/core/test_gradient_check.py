@@ -331,3 +331,16 @@ def test_assert_allclose_defaults_and_variables_on_both_sides():
     assert_allclose(numpy.array([1.0, 2.0]), v)
     with pytest.raises(AssertionError):
         assert_allclose(v, Variable(numpy.array([1.0, 2.5])))
+
+
+def test_default_eps_and_plain_failure_message():
+    x = numpy.array([1.0, -2.0, 0.5])
+    gy = numpy.array([1.0, 2.0, -1.0])
+    (g,) = numerical_grad(lambda: (x ** 3,), (x,), (gy,))      # eps = 1e-3 by default
+    numpy.testing.assert_allclose(g, (3 * x ** 2 + 1e-6) * gy, rtol=1e-9, atol=1e-12)
+    a, d = numpy.array([1.0, 2.0]), numpy.array([1.0, 3.0])
+    with pytest.raises(AssertionError) as ours:
+        assert_allclose(a, d)
+    with pytest.raises(AssertionError) as plain:
+        numpy.testing.assert_allclose(a, d, atol=1e-5, rtol=1e-4)
+    assert str(ours.value) == str(plain.value)       # no err_msg: numpy's message unchanged

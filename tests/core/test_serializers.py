@@ -511,3 +511,18 @@ def test_lists_of_keys_and_nested_top_level_names():
 
 def test_prefix_strips_only_slashes():
     assert set(S.serialize_to_dict(Leaf(2, 1), 'Xm/')) == {'Xm/W', 'Xm/b'}
+
+
+def test_defaults_strict_and_compressed(tmp_path):
+    d = S.serialize_to_dict(Leaf(2, 1))
+    d['extra'] = numpy.zeros(1)
+    with pytest.raises(S.LoadError, match='unexpected keys.*extra'):
+        S.deserialize_from_dict(d, Leaf(2, 1))                  # strict by default
+    for name, save in (('a.npz', lambda p: S.save_npz(p, Leaf(3, 2))),
+                       ('b.npz', lambda p: S.save_npz_dict(p, {'x': numpy.zeros(50)}))):
+        save(tmp_path / name)
+        with zipfile.ZipFile(tmp_path / name) as zf:
+            assert {i.compress_type for i in zf.infolist()} == {zipfile.ZIP_DEFLATED}
+    S.save_npz_dict(tmp_path / 'c.npz', {'x': numpy.zeros(50)}, compression=False)
+    with zipfile.ZipFile(tmp_path / 'c.npz') as zf:
+        assert {i.compress_type for i in zf.infolist()} == {zipfile.ZIP_STORED}
