@@ -8,6 +8,7 @@ of the first window of epoch 2 must therefore equal the loss of that window comp
 from a state of zeros with the weights saved at the end of epoch 1, and differ from the loss
 with the carried state.
 """
+import json
 import math
 
 import numpy
@@ -15,7 +16,13 @@ import pytest
 
 from seqdbr.charlm.checkpoint import load_checkpoint
 from seqdbr.core.config import no_backprop_mode, using_config
-from seqdbr.training.evaluator import read_jsonl
+
+
+def read_jsonl(path):
+    """The trainer's log: one JSON object per line (read here, not with seqdbr's reader)."""
+    with open(path, encoding='utf-8') as f:
+        return [json.loads(line) for line in f if line.strip()]
+
 
 B, T = 3, 6
 
