@@ -2,6 +2,12 @@
 
 ``SEQDBR_TEST_DEVICE=gpu`` makes the ``xp`` fixture return CuPy, so every
 backend-generic test runs on the GPU; the default is NumPy.
+
+Real data (fixture ``shared_data``): ``SEQDBR_TEST_DATA=DIR`` points the tests at the data
+folder; without it they look for ``../shared/data`` beside the repository root. When the
+folder is absent they skip, unless ``SEQDBR_REQUIRE_DATA=1`` (set by ``.ci/run`` when the
+folder exists beside the clone), which makes its absence a failure. The tests only read
+there (CI lays the folder out without write bits).
 """
 import os
 import pathlib
@@ -9,9 +15,7 @@ import pathlib
 import numpy
 import pytest
 
-SHARED_DATA = pathlib.Path(os.environ.get('SEQDBR_SHARED_DATA') or
-                           pathlib.Path(__file__).resolve().parents[1].parent / 'shared' / 'data')
-# (SEQDBR_SHARED_DATA: another location of the real-data folder, e.g. from a git worktree)
+SHARED_DATA = pathlib.Path(__file__).resolve().parents[1].parent / 'shared' / 'data'
 
 
 def pytest_configure(config):
@@ -32,14 +36,30 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(skip)
 
 
+def data_dir():
+    """The real-data folder the tests use: ``$SEQDBR_TEST_DATA``, else ``../shared/data``."""
+    env = os.environ.get('SEQDBR_TEST_DATA')
+    return pathlib.Path(env).expanduser().resolve() if env else SHARED_DATA
+
+
 @pytest.fixture(scope='session')
 def shared_data():
-    """Path to ``../shared/data`` (real corpora and MNIST; ``$SEQDBR_SHARED_DATA`` overrides
-    it, e.g. for a git worktree elsewhere); skips the test when absent."""
-    if not SHARED_DATA.is_dir():
-        pytest.skip('real data folder %s is absent (it lies beside the project root in the '
-                    'development workplace)' % SHARED_DATA)
-    return SHARED_DATA
+    """Path to the real-data folder (corpora and MNIST; read-only); skips the test when it is
+    absent, or fails it under ``SEQDBR_REQUIRE_DATA=1`` or a ``SEQDBR_TEST_DATA`` that names
+    no folder."""
+    path = data_dir()
+    if path.is_dir():
+        return path
+    if os.environ.get('SEQDBR_TEST_DATA'):
+        pytest.fail('SEQDBR_TEST_DATA=%s is not a folder; point it at the real-data folder '
+                    '(the one holding tinyshakespeare/, mnist/, ...) or unset it'
+                    % os.environ['SEQDBR_TEST_DATA'], pytrace=False)
+    if os.environ.get('SEQDBR_REQUIRE_DATA') == '1':
+        pytest.fail('real data folder %s is absent and SEQDBR_REQUIRE_DATA=1; set '
+                    'SEQDBR_TEST_DATA to the folder, or unset SEQDBR_REQUIRE_DATA to skip these '
+                    'tests' % path, pytrace=False)
+    pytest.skip('real data folder %s is absent (it lies beside the project root in the '
+                'development workplace; SEQDBR_TEST_DATA=DIR points elsewhere)' % path)
 
 
 @pytest.fixture(scope='session')

@@ -68,11 +68,6 @@ def _seqdbr_version():
     return getattr(seqdbr, '__version__', 'unknown')
 
 
-def _json_safe(obj):
-    """Round-trip ``obj`` through JSON (NaN/inf allowed) so stored metadata is plain."""
-    return json.loads(json.dumps(obj, allow_nan=True))
-
-
 def _rename(arrays, mapping):
     """Rewrite keys ``<old>/<rest>`` to ``<new>/<rest>`` for ``mapping = {old: new}``
     (longest matching prefix wins; other keys are kept)."""

@@ -291,3 +291,278 @@ def test_gpu_trained_checkpoint_loads_on_the_cpu(tmp_path):
     o = optimizers.Adam(alpha=1e-2)
     o.setup(cpu)
     ck.load_optimizer_into(o, cpu)
+
+
+# -- every refusal in full, from crafted files (mutation-testing survivors) ---------------------
+
+def _saved_arrays(tmp_path):
+    from seqdbr.core.serializers import load_npz_dict
+    m, opt, vocab = _trained()
+    path = save_checkpoint(tmp_path / 'good.npz', m, vocab, optimizer=opt)
+    arrays = load_npz_dict(path)
+    return arrays, json.loads(arrays['meta'].tobytes().decode('utf-8'))
+
+
+def _write(tmp_path, name, arrays, meta=None):
+    from seqdbr.core.serializers import save_npz_dict
+    arrays = dict(arrays)
+    if meta is not None:
+        arrays['meta'] = numpy.frombuffer(json.dumps(meta).encode('utf-8'), numpy.uint8).copy()
+    p = tmp_path / name
+    save_npz_dict(p, arrays)
+    return str(p)
+
+
+def _refusal(path):
+    with pytest.raises(CheckpointError) as e:
+        load_checkpoint(path)
+    return str(e.value)
+
+
+def test_missing_path_and_directory_messages(tmp_path):
+    p = str(tmp_path / 'nope.npz')
+    assert _refusal(p) == ('checkpoint %s does not exist; pass the path of a .npz file '
+                           'written by the trainer (e.g. OUT/latest.npz or OUT/best.npz)' % p)
+    assert _refusal(str(tmp_path)) == (
+        '%s is a directory; pass the checkpoint file inside it (e.g. %s)'
+        % (tmp_path, os.path.join(str(tmp_path), 'latest.npz')))
+    cut = tmp_path / 'cut.npz'
+    cut.write_bytes(b'PK\x03\x04 truncated')
+    msg = _refusal(str(cut))
+    assert msg.startswith('%s is not a readable .npz archive' % cut)
+    assert msg.endswith('; the checkpoint cannot be used (if a run was killed while copying '
+                        'it, use the other checkpoint of the run, latest.npz or best.npz)')
+
+
+def test_metadata_refusals_in_full(tmp_path):
+    arrays, meta = _saved_arrays(tmp_path)
+    no_meta = {k: v for k, v in arrays.items() if k != 'meta'}
+    p = _write(tmp_path, 'nometa.npz', no_meta)
+    names = ', '.join(sorted(no_meta)[:10])
+    assert _refusal(p) == ("%s is not a seqdbr char-RNN checkpoint: it has no 'meta' entry "
+                           '(entries: %s)' % (p, names))
+    p = _write(tmp_path, 'empty.npz', {'meta': numpy.zeros((2, 2), numpy.uint8)})
+    assert _refusal(p) == ("%s: the 'meta' entry must be a 1-D uint8 array of JSON text, got "
+                           'uint8 (2, 2); the file is corrupt' % p)
+    p = _write(tmp_path, 'int.npz', {'meta': numpy.zeros(3, numpy.int32)})
+    assert _refusal(p) == ("%s: the 'meta' entry must be a 1-D uint8 array of JSON text, got "
+                           'int32 (3,); the file is corrupt' % p)
+    for fmt_meta, shown in (({'format': 'other'}, "'other'"), ([1, 2], 'None')):
+        p = _write(tmp_path, 'fmt.npz', arrays, fmt_meta)
+        assert _refusal(p) == ('%s is not a seqdbr char-RNN checkpoint (metadata format %s, '
+                               "expected 'seqdbr.charlm.checkpoint')" % (p, shown))
+    for bad in (0, True, '1', None):
+        p = _write(tmp_path, 'ver.npz', arrays, dict(meta, format_version=bad))
+        assert _refusal(p) == '%s: invalid format_version %r; the file is corrupt' % (p, bad)
+    p = _write(tmp_path, 'v1.npz', arrays, dict(meta, format_version=1))
+    assert load_checkpoint(p).meta['format_version'] == 1
+    p = _write(tmp_path, 'v9.npz', arrays, dict(meta, format_version=9, seqdbr_version='9.0'))
+    import seqdbr
+    assert _refusal(p) == (
+        '%s uses checkpoint format version 9 (written by seqdbr 9.0), but this seqdbr %s '
+        'reads format versions up to %d; upgrade seqdbr to load it'
+        % (p, getattr(seqdbr, '__version__', 'unknown'), FORMAT_VERSION))
+    p = _write(tmp_path, 'v9b.npz', arrays,
+               {k: v for k, v in dict(meta, format_version=9).items() if k != 'seqdbr_version'})
+    assert '(written by seqdbr ?)' in _refusal(p)
+    for key in ('model', 'vocab'):
+        p = _write(tmp_path, 'no%s.npz' % key, arrays, dict(meta, **{key: [1]}))
+        assert _refusal(p) == ('%s: the metadata lacks the %r section; the file is corrupt'
+                               % (p, key))
+
+
+def test_parameter_refusals_in_full(tmp_path):
+    arrays, meta = _saved_arrays(tmp_path)
+    bad = dict(arrays)
+    bad['params/out/b'] = bad['params/out/b'].astype(numpy.int64)
+    p = _write(tmp_path, 'intparam.npz', bad)
+    assert _refusal(p) == ('%s: parameter out/b has dtype int64, expected a float dtype; '
+                           'the file is corrupt' % p)
+    only_meta = {k: v for k, v in arrays.items() if not k.startswith('params/')}
+    p = _write(tmp_path, 'noparams.npz', only_meta)
+    assert _refusal(p) == '%s holds no parameters; the file is corrupt' % p
+    V, H = meta['model']['vocab_size'], meta['model']['rnn_size']
+    p = _write(tmp_path, 'vsize.npz', arrays,
+               dict(meta, model=dict(meta['model'], vocab_size=V + 1)))
+    assert _refusal(p) == ('checkpoint %s: the model has vocab_size %d but the stored '
+                           'vocabulary has %d symbols; the file is corrupt' % (p, V + 1, V))
+    for name in ('embed/W', 'out/W', 'out/b'):
+        bad = dict(arrays)
+        bad['params/' + name] = bad['params/' + name][:-1]
+        p = _write(tmp_path, 'shape.npz', bad)
+        want = (V,) if name == 'out/b' else (V, H)
+        got = (V - 1,) if name == 'out/b' else (V - 1, H)
+        assert _refusal(p) == (
+            'checkpoint %s: parameter %s has shape %s but the stored model configuration '
+            '(vocab_size=%r, rnn_size=%r) implies %s; the file is corrupt'
+            % (p, name, got, V, H, want))
+
+
+def test_properties_and_repr(tmp_path):
+    arrays, meta = _saved_arrays(tmp_path)
+    legacy = dict(meta, model={k: v for k, v in meta['model'].items() if k != 'forget_bias'},
+                  progress={'iteration': 12, 'epoch': 3})
+    ck = load_checkpoint(_write(tmp_path, 'legacy.npz', arrays, legacy))
+    assert ck.model_config['forget_bias'] == ckpt_mod.LEGACY_FORGET_BIAS == 1.0
+    assert 'forget_bias' not in ck.meta['model']          # the stored metadata is untouched
+    assert ck.iteration == 12 and ck.epoch == 3
+    assert repr(ck) == ('Checkpoint(%r, model=%r, iteration=12, vocab_size=%d)'
+                        % (ck.path, ck.model_config, len(ck.vocab)))
+    ck = load_checkpoint(_write(tmp_path, 'plain.npz', arrays, meta))
+    assert ck.iteration == 0 and ck.epoch == 0              # weights-only: no progress
+    bad_vocab = dict(meta, vocab={'mode': 'nonsense'})
+    ck = ckpt_mod.Checkpoint('x.npz', bad_vocab, {}, {}, {})
+    with pytest.raises(CheckpointError) as e:
+        ck.vocab
+    assert str(e.value).startswith('checkpoint x.npz: the stored vocabulary is invalid (')
+    assert str(e.value).endswith('); the file is corrupt')
+
+
+def test_check_finite_messages_in_full(tmp_path):
+    m, opt, vocab = _trained()
+    m.out.b.array[:2] = numpy.nan
+    m.out.W.array[0, 0] = numpy.inf
+    path = save_checkpoint(tmp_path / 'nan.npz', m, vocab, optimizer=opt)
+    ck = load_checkpoint(path)
+    with pytest.raises(CheckpointError) as e:
+        ck.check_finite()
+    assert str(e.value) == (
+        'checkpoint %s: non-finite (NaN or inf) weights in out/W (1 of %d entries), out/b '
+        '(2 of %d entries). These weights cannot produce text; the run that wrote them '
+        'diverged or the file was altered. Use an earlier checkpoint (e.g. best.npz) or '
+        'train again with a lower --learning-rate.'
+        % (path, m.out.W.array.size, m.out.b.array.size))
+    m, opt, vocab = _trained()
+    m(numpy.zeros((2, 3), numpy.int32))                    # a carried state to store
+    path = save_checkpoint(tmp_path / 'state.npz', m, vocab, optimizer=opt)
+    ck = load_checkpoint(path)
+    ck.check_finite(training_state=True)                   # all finite: no error
+    key = sorted(k for k in ck.optimizer_state if k.endswith('/m'))[0]
+    ck.optimizer_state[key][...] = numpy.nan
+    ck.state['h'][0, 0, 0] = numpy.inf
+    ck.check_finite()                                      # weights alone are fine
+    with pytest.raises(CheckpointError) as e:
+        ck.check_finite(training_state=True)
+    assert str(e.value) == (
+        'checkpoint %s: non-finite (NaN or inf) training state in optimizer/%s (%d of %d '
+        'entries), state/h (1 of %d entries); the file was altered or damaged, so the run '
+        'cannot continue exactly. Resume from another checkpoint of the run (best.npz or '
+        'latest.npz), or start a new run from these weights with --init-from.'
+        % (path, key, ck.optimizer_state[key].size, ck.optimizer_state[key].size,
+           ck.state['h'].size))
+
+
+def test_save_metadata_fields(tmp_path):
+    import datetime
+    import seqdbr
+    m, _, vocab = _trained()
+    path = save_checkpoint(tmp_path / 'c.npz', m, vocab, meta={'note': 'caf\u00e9 \u732b'})
+    ck = load_checkpoint(path)
+    assert ck.meta['note'] == 'caf\u00e9 \u732b'
+    assert ck.meta['seqdbr_version'] == seqdbr.__version__
+    created = datetime.datetime.fromisoformat(ck.meta['created'])
+    assert created.utcoffset() == datetime.timedelta(0)          # UTC, with its offset
+    assert abs((datetime.datetime.now(datetime.timezone.utc) - created).total_seconds()) < 600
+    raw = load_npz_dict_raw(path)['meta'].tobytes()
+    assert max(raw) < 128 and '\\u732b' in raw.decode('ascii')   # ASCII-escaped JSON
+    assert set(ck.carried_state()) == {'h', 'c'}
+    no_state = load_checkpoint(save_checkpoint(tmp_path / 'n.npz', m, vocab,
+                                               carried_state=False))
+    assert no_state.carried_state() is None
+    with pytest.raises(TypeError) as e:
+        save_checkpoint(tmp_path / 'd.npz', m, vocab, meta={'bad': object()})
+    assert str(e.value) == ('checkpoint metadata must be JSON-serializable: Object of type '
+                            'object is not JSON serializable')
+
+
+def load_npz_dict_raw(path):
+    from seqdbr.core.serializers import load_npz_dict
+    return load_npz_dict(path)
+
+
+def test_rename_longest_prefix_wins():
+    out = ckpt_mod._rename({'a/b/c': 1, 'a/x': 2, 'z': 3}, {'a': 'A', 'a/b': 'B'})
+    assert out == {'B/c': 1, 'A/x': 2, 'z': 3}
+
+
+def test_build_and_load_errors_in_full(tmp_path):
+    m, opt, vocab = _trained()
+    path = save_checkpoint(tmp_path / 'c.npz', m, vocab, optimizer=opt)
+    ck = load_checkpoint(path)
+    ck.meta['model'] = dict(ck.meta['model'], num_layers=0)
+    with pytest.raises(CheckpointError) as e:
+        ck.build_model()
+    assert str(e.value).startswith(
+        'checkpoint %s: the stored model configuration %r is invalid (' % (path, ck.meta['model']))
+    ck = load_checkpoint(path)
+    del ck.params['out/b']
+    with pytest.raises(CheckpointError) as e:
+        ck.build_model()
+    assert str(e.value).startswith('checkpoint %s: ' % path)
+    assert str(e.value).endswith('; the file is corrupt or was not written by the char-RNN '
+                                 'trainer')
+    ck = load_checkpoint(path)
+    assert ck.build_model(device='cpu').xp is numpy
+    weights_only = load_checkpoint(save_checkpoint(tmp_path / 'w.npz', m, vocab))
+    o = optimizers.Adam()
+    fresh = ck.build_model()
+    o.setup(fresh)
+    with pytest.raises(CheckpointError) as e:
+        weights_only.load_optimizer_into(o, fresh)
+    assert str(e.value) == (
+        'checkpoint %s: it holds no optimizer state (a weights-only checkpoint); use '
+        '--init-from to start a new run from its weights' % weights_only.path)
+    sgd = optimizers.SGD()
+    sgd.setup(fresh)
+    with pytest.raises(CheckpointError) as e:
+        ck.load_optimizer_into(sgd, fresh)
+    assert str(e.value).startswith(
+        'checkpoint %s: the optimizer state does not fit SGD: could not load the state from '
+        '%s:\n  missing keys' % (path, path))
+
+
+def test_optimizer_state_of_another_bias_layout_names_the_impl(tmp_path):
+    """A state stored with separate b_ih/b_hh recurrent biases does not fit a model with one
+    bias per layer: the message lists both sets and the impl to resume with."""
+    m, opt, vocab = _trained()
+    ck = load_checkpoint(save_checkpoint(tmp_path / 'c.npz', m, vocab, optimizer=opt))
+    moved = {}
+    for k, v in ck.optimizer_state.items():
+        for layer in ('0', '1'):
+            pre = 'rnn/%s/b/' % layer
+            if k.startswith(pre):
+                moved['rnn/%s/b_ih/' % layer + k[len(pre):]] = v
+                moved['rnn/%s/b_hh/' % layer + k[len(pre):]] = v
+                break
+        else:
+            moved[k] = v
+    ck.optimizer_state = moved
+    ck.meta['model'] = dict(ck.meta['model'], impl='stepwise')
+    model = load_checkpoint(ck.path).build_model()
+    o = optimizers.Adam()
+    o.setup(model)
+    with pytest.raises(CheckpointError) as e:
+        ck.load_optimizer_into(o, model)
+    assert str(e.value) == (
+        'checkpoint %s: its optimizer state has the recurrent weights rnn/0/b_hh, rnn/0/b_ih, '
+        'rnn/1/b_hh, rnn/1/b_ih, but this nstep model has rnn/0/b, rnn/1/b (the stepwise and '
+        'nstep layers keep the LSTM bias differently); resume with --impl stepwise' % ck.path)
+
+
+def test_empty_archive_and_unreadable_file_messages(tmp_path, monkeypatch):
+    from seqdbr.core import serializers
+    p = _write(tmp_path, 'nothing.npz', {})
+    assert _refusal(p) == ("%s is not a seqdbr char-RNN checkpoint: it has no 'meta' entry "
+                           '(entries: none)' % p)
+    bad = tmp_path / 'badjson.npz'
+    numpy.savez(bad, meta=numpy.frombuffer(b'{"format": 1', numpy.uint8))
+    msg = _refusal(str(bad))
+    assert msg.startswith('%s: the metadata is not valid JSON (' % bad)
+    assert msg.endswith('); the file is corrupt')
+
+    def denied(path):
+        raise PermissionError(13, 'Permission denied', path)
+
+    monkeypatch.setattr(serializers, 'load_npz_dict', denied)
+    assert _refusal(p) == ("cannot read checkpoint %s: [Errno 13] Permission denied: %r"
+                           % (p, p))

@@ -224,3 +224,263 @@ def test_japanese_round_trip_on_real_data(shared_data, tmp_path, charlm, capfdbi
     vocab = load_checkpoint(res.latest).vocab
     assert all(c in vocab for c in decoded[:-1])
     assert not math.isnan(load_checkpoint(res.latest).meta['history']['train_loss'][-1])
+
+
+# -- top-k: exact probabilities, the tie rule, and the CLI flag ---------------------------------
+
+def _reference_top_k_probs(z, temperature, top_k):
+    """NumPy reference: softmax(z / T) over the logits >= the k-th largest (ties kept)."""
+    z = numpy.asarray(z, numpy.float64)
+    keep = numpy.ones(z.size, bool)
+    if top_k is not None and top_k < z.size:
+        kth = numpy.sort(z)[::-1][top_k - 1]
+        keep = z >= kth
+    w = numpy.where(keep, numpy.exp((z - z.max()) / temperature), 0.0)
+    return w / w.sum()
+
+
+class _FixedUniform:
+    """Stands in for a numpy Generator: ``random()`` returns the given numbers in turn."""
+
+    def __init__(self, values):
+        self.values = list(values)
+
+    def random(self):
+        return self.values.pop(0)
+
+
+def _picks_at(logits, temperature, top_k, us):
+    return [choose(logits, temperature, top_k=top_k, rng=_FixedUniform([u])) for u in us]
+
+
+@pytest.mark.parametrize('logits,temperature,top_k', [
+    ([0.1, 3.0, 2.9, -2.0, 2.8], 1.0, 2),
+    ([0.1, 3.0, 2.9, -2.0, 2.8], 0.7, 3),
+    ([1.0, 3.0, 2.0, 3.0, 2.0, 0.0], 1.3, 3),      # tie at the k-th value: 4 survivors
+    ([1.0, 3.0, 2.0, 3.0, 2.0, 0.0], 2.0, 1),      # tie at the top: 2 survivors
+    ([0.5, -0.5, 0.25], 0.5, 10),                   # k >= V: no restriction
+    ([0.5, -0.5, 0.25], 0.5, None),
+])
+def test_top_k_probabilities_are_exactly_the_renormalised_softmax(logits, temperature, top_k):
+    """The documented draw is inverse-CDF with ``rng.random()``: index i is chosen for u in
+    [C_{i-1}, C_i), C the cumulative reference probabilities. Probing u just inside both
+    ends of every interval pins each probability to 1e-9, so survivors with equal
+    probabilities, a dropped tie or a wrong temperature all fail."""
+    p = _reference_top_k_probs(logits, temperature, top_k)
+    cdf = numpy.cumsum(p)
+    lo = numpy.concatenate([[0.0], cdf[:-1]])
+    for i in numpy.flatnonzero(p > 0):
+        assert _picks_at(logits, temperature, top_k, [lo[i] + 1e-9, cdf[i] - 1e-9]) == [i, i]
+    # indices outside the top k are never reachable, whatever u is
+    us = numpy.linspace(0, 1, 2001, endpoint=False)
+    assert set(_picks_at(logits, temperature, top_k, us)) == set(numpy.flatnonzero(p > 0))
+
+
+def test_top_k_keeps_every_tie_at_the_kth_value_with_its_own_probability():
+    logits = numpy.array([1.0, 3.0, 2.0, 3.0, 2.0, 0.0])
+    rng = numpy.random.default_rng(11)
+    n = 40000
+    counts = numpy.bincount([choose(logits, 1.0, top_k=3, rng=rng) for _ in range(n)],
+                            minlength=6)
+    e = numpy.exp([3.0, 2.0]) / (2 * numpy.exp(3.0) + 2 * numpy.exp(2.0))
+    expected = numpy.array([0, e[0], e[1], e[0], e[1], 0])
+    # both values tied at the 3rd largest (2.0, indices 2 and 4) survive, at exp(2)/Z each
+    numpy.testing.assert_allclose(counts / n, expected, atol=0.01)
+    assert counts[0] == counts[5] == 0
+
+
+def _reference_sample(ck, prime, length, temperature, top_k, seed):
+    """Independent sampler for the CLI check: one window for the prime, then one character
+    at a time, each drawn from the reference top-k distribution by inverse CDF."""
+    model = ck.build_model()
+    vocab = ck.vocab
+    rng = numpy.random.default_rng(seed)
+    with no_backprop_mode(), using_config('train', False):
+        y = model(vocab.encode(prime)[None, :]).array[0, -1]
+        out = []
+        for _ in range(length):
+            cdf = numpy.cumsum(_reference_top_k_probs(y, temperature, top_k))
+            k = int(numpy.searchsorted(cdf, rng.random() * cdf[-1], side='right'))
+            out.append(k)
+            y = model(numpy.array([[k]], numpy.int32)).array[0, -1]
+    return prime + vocab.decode(numpy.array(out, numpy.int32))
+
+
+def test_cli_top_k_reaches_the_sampler(lm, tmp_path, capfdbinary):
+    model, vocab = lm
+    path = save_checkpoint(tmp_path / 'm.npz', model, vocab)
+    base = [str(path), '--length', '40', '--prime', 'the ', '--temperature', '3']
+
+    def run(*extra):
+        assert sample_main(base + list(extra)) == 0
+        return capfdbinary.readouterr().out.decode('utf-8')[:-1]      # drop the final newline
+
+    # --top-k 1 leaves only the most likely character, at any temperature: greedy text
+    greedy = run('--argmax')
+    assert run('--top-k', '1', '--seed', '4') == greedy
+    assert run('--seed', '4') != greedy                  # (without it, temperature 3 is not)
+    ck = load_checkpoint(path)
+    for k in (2, 5):
+        assert run('--top-k', str(k), '--seed', '9') == \
+            _reference_sample(ck, 'the ', 40, 3.0, k, 9)
+
+
+def test_probabilities_exact_for_float32_and_huge_logits():
+    """Logits are converted to float64 before the softmax (float32 arithmetic would move
+    the interval ends by ~1e-7), and huge logits neither overflow nor lose precision."""
+    for logits, temp, k in (([0.3, 1.7, -0.2, 1.1], 0.9, None), ([1000.0, 999.0, 998.5], 1.0, 2),
+                            ([-1e4, -1e4 + 2, -1e4 + 1], 2.0, None)):
+        z = numpy.asarray(logits, numpy.float32 if abs(logits[0]) < 100 else numpy.float64)
+        p = _reference_top_k_probs(z.astype(numpy.float64), temp, k)
+        cdf = numpy.cumsum(p)
+        lo = numpy.concatenate([[0.0], cdf[:-1]])
+        for i in numpy.flatnonzero(p > 0):
+            assert _picks_at(z, temp, k, [lo[i] + 1e-9, cdf[i] - 1e-9]) == [i, i]
+
+
+def test_u_exactly_zero_never_picks_an_excluded_index():
+    """``Generator.random()`` can return exactly 0.0: the draw must still land on a kept
+    index (the first one with a non-zero probability), not on an excluded one before it."""
+    logits = numpy.array([-3.0, 2.0, 1.0, 0.5])
+    assert _picks_at(logits, 1.0, 2, [0.0]) == [1]
+    assert _picks_at(logits, 1.0, None, [0.0]) == [0]
+
+
+def test_single_logit_and_bad_logit_shapes():
+    assert choose(numpy.array([0.25]), 1.0, rng=numpy.random.default_rng(0)) == 0
+    assert choose([0.25], 1.0, top_k=3, rng=numpy.random.default_rng(0)) == 0
+    for bad, shape in ((numpy.zeros(0), '(0,)'), (numpy.zeros((2, 3)), '(2, 3)'),
+                       (numpy.float64(1.0), '()')):
+        with pytest.raises(SamplingError) as e:
+            choose(bad, 1.0, rng=numpy.random.default_rng(0))
+        assert str(e.value) == 'logits must be a non-empty 1-D vector, got shape %s' % shape
+
+
+def test_sampling_error_messages_in_full():
+    """The whole message, so a garbled or truncated one fails."""
+    def msg(fn, *a, **kw):
+        with pytest.raises(SamplingError) as e:
+            fn(*a, **kw)
+        return str(e.value)
+
+    for bad in (float('nan'), True, '1', None):
+        assert msg(choose, [0.0], bad) == \
+            'temperature must be a finite number >= 0, got %r' % (bad,)
+    assert msg(choose, [0.0], -0.5) == (
+        'temperature must be >= 0, got -0.5: use 0 for the most likely character (same as '
+        '--argmax), values below 1 for more conservative text and above 1 for more '
+        'surprising text')
+    for bad in (0, -2, True, 2.0, '3'):
+        assert msg(choose, [0.0], 1.0, top_k=bad) == \
+            'top_k must be an int >= 1 (or None for no limit), got %r' % (bad,)
+    assert msg(choose, [0.0, 1.0], 1.0) == (
+        'a numpy.random.Generator (rng) is needed to sample; pass '
+        'rng=numpy.random.default_rng(seed)')
+    assert msg(choose, [0.0, numpy.nan, numpy.inf, 1.0], 1.0) == (
+        'the model produced 2 non-finite logits (NaN or inf; first at index 1 of 4); its '
+        'weights are corrupt or diverged, so no character can be chosen. Use another '
+        'checkpoint (e.g. best.npz) or retrain with a lower --learning-rate')
+
+
+def test_length_must_be_a_non_negative_int(lm):
+    model, vocab = lm
+    for bad in (-1, 2.0, True, '3', None):
+        with pytest.raises(SamplingError) as e:
+            sample(model, vocab, bad, temperature=0)
+        assert str(e.value) == 'length must be an int >= 0, got %r' % (bad,)
+    assert sample(model, vocab, 0, prime='dog') == 'dog'
+
+
+def test_every_piece_is_flushed_and_streams_without_flush_work(lm):
+    model, vocab = lm
+
+    class Counting:
+        def __init__(self):
+            self.events = []
+
+        def write(self, s):
+            self.events.append(('write', s))
+
+        def flush(self):
+            self.events.append(('flush',))
+
+    out = Counting()
+    text = sample(model, vocab, 6, prime='dog', out=out, rng=numpy.random.default_rng(1))
+    kinds = [e[0] for e in out.events]
+    assert kinds == ['write', 'flush'] * 7                # the prime, then each character
+    assert ''.join(e[1] for e in out.events if e[0] == 'write') == text
+
+    class WriteOnly:
+        def __init__(self):
+            self.parts = []
+
+        def write(self, s):
+            self.parts.append(s)
+
+    w = WriteOnly()
+    assert sample(model, vocab, 4, prime='dog', out=w, temperature=0) == ''.join(w.parts)
+    w = WriteOnly()
+    assert sample(model, vocab, 0, prime='dog', out=w) == 'dog' and w.parts == ['dog']
+    w = WriteOnly()
+    sample(model, vocab, 0, prime='', out=w)
+    assert w.parts == []                                  # nothing to write: no empty write
+
+
+def test_defaults_temperature_one_and_unknown_error(lm):
+    model, vocab = lm
+    logits = [0.3, -1.0, 2.0]
+    p = _reference_top_k_probs(logits, 1.0, None)
+    cdf = numpy.cumsum(p)
+    assert [choose(logits, rng=_FixedUniform([u])) for u in cdf - 1e-9] == [0, 1, 2]
+    runs = [sample(model, vocab, 40, prime='the ', rng=numpy.random.default_rng(3), **kw)
+            for kw in ({}, {'temperature': 1.0}, {'temperature': 2.0})]
+    assert runs[0] == runs[1] != runs[2]
+    from seqdbr.charlm.sample import encode_prime
+    with pytest.raises(UnknownCharacterError):
+        encode_prime(vocab, 'the Q')
+    with pytest.raises(UnknownCharacterError):
+        sample(model, vocab, 3, prime='the Q', temperature=0)
+
+
+def test_without_rng_sampling_draws_from_a_fresh_generator(lm):
+    """rng=None is documented: a fresh, unseeded generator for sampling (and none needed
+    for greedy decoding)."""
+    model, vocab = lm
+    for kw in ({}, {'temperature': 1.0}, {'temperature': 0.5, 'top_k': 3}):
+        out = sample(model, vocab, 30, prime='dog', **kw)
+        assert out.startswith('dog') and len(out) == 33
+    assert sample(model, vocab, 10, prime='dog', argmax=True) == \
+        sample(model, vocab, 10, prime='dog', temperature=0)
+
+
+def _tiny_model(text, seed=5):
+    initializers.set_seed(seed)
+    vocab = Vocabulary.from_text(text)
+    model = CharRNN(len(vocab), rnn_size=10, num_layers=1)
+    model.out.W.array[...] *= 4
+    return model, vocab
+
+
+@pytest.mark.parametrize('text,start', [
+    ('\tab\ncd ab\ncd\t', '\n'),                          # newline exists but is not id 0
+    ('abc cab bca', None),                                 # no newline: id 0 starts
+])
+def test_empty_prime_start_symbol(text, start):
+    """Documented: without a prime, generation starts from a newline when the vocabulary has
+    one, else from the first symbol; the start symbol is not part of the output."""
+    model, vocab = _tiny_model(text)
+    first = start if start is not None else vocab.decode(numpy.array([0], numpy.int32))
+    assert start is None or vocab.encode(start)[0] != 0
+    expected = sample(model, vocab, 12, prime=first, temperature=0)[1:]
+    assert sample(model, vocab, 12, temperature=0) == expected
+    assert sample(model, vocab, 12, prime='', temperature=0) == expected
+
+
+def test_empty_prime_start_symbol_bytes_vocabulary():
+    model, vocab = _tiny_model(b'\tab\ncd ab\x00cd\t')
+    assert vocab.mode == 'bytes' and 10 in vocab and vocab.encode(b'\n')[0] != 0
+    expected = sample(model, vocab, 12, prime=b'\n', temperature=0)[1:]
+    assert sample(model, vocab, 12, temperature=0) == expected
+    model, vocab = _tiny_model(b'abc cab')                 # no newline byte: id 0
+    expected = sample(model, vocab, 12, prime=vocab.decode(numpy.array([0])), temperature=0)
+    assert sample(model, vocab, 12, temperature=0) == expected[1:]

@@ -61,7 +61,40 @@ def test_summary_log_and_checkpoints(charlm, corpus, tmp_path):
     assert ck.meta['corpus']['sha256'] and ck.meta['corpus']['source'] == str(corpus)
     best = load_checkpoint(out / 'best.npz')
     assert best.meta['progress']['best_val_loss'] == min(v for _, v in ck.meta['history']['val'])
-    assert 'matplotlib' in text or (out / 'loss.png').exists()
+    try:
+        import matplotlib       # noqa: F401  (in the test extra, so CI draws the plot)
+    except ImportError:
+        assert 'matplotlib is not installed' in text and not (out / 'loss.png').exists()
+    else:
+        _assert_loss_plot(out / 'loss.png')
+        assert 'matplotlib is not installed' not in text
+
+
+def _assert_loss_plot(path):
+    """``path`` is a PNG image with something drawn on it (not a blank canvas)."""
+    data = path.read_bytes()
+    assert data[:8] == b'\x89PNG\r\n\x1a\n'
+    import matplotlib.image
+    img = matplotlib.image.imread(str(path))
+    assert img.ndim == 3 and img.shape[0] >= 100 and img.shape[1] >= 100
+    rgb = img[..., :3].reshape(-1, 3)
+    assert len(numpy.unique(numpy.round(rgb, 2), axis=0)) > 5     # curves, axes, labels
+
+
+def test_loss_plot_with_and_without_matplotlib(charlm, corpus, tmp_path, monkeypatch):
+    pytest.importorskip('matplotlib')
+    out = tmp_path / 'with'
+    res, text = charlm.run_train(corpus, out, max_iters=4, eval_every=2)
+    _assert_loss_plot(out / 'loss.png')
+    # without matplotlib: a notice naming the extra, no file, and the run still succeeds
+    for name in [m for m in sys.modules if m == 'matplotlib' or m.startswith('matplotlib.')]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, 'matplotlib', None)       # makes the import fail
+    out = tmp_path / 'without'
+    res, text = charlm.run_train(corpus, out, max_iters=4, eval_every=2)
+    assert res.status == 'done'
+    assert 'matplotlib is not installed' in text and 'seqdbr[plot]' in text
+    assert not (out / 'loss.png').exists()
 
 
 def test_validation_is_a_full_pass_that_leaves_the_training_state_alone(corpus):

@@ -190,10 +190,23 @@ def test_get_initializer_specs():
             I.get_initializer(bad)
 
 
-def test_zero_size_array_ok():
-    a = numpy.empty((0, 3))
-    I.Orthogonal()(a)
-    I.LeCunNormal()(a)
+@pytest.mark.parametrize('shape', [(0, 3), (3, 0), (0,), (2, 0, 4)])
+@pytest.mark.parametrize('make', [I.Orthogonal, I.LeCunNormal, I.GlorotUniform, I.HeNormal,
+                                  lambda: I.Constant(2.0)])
+def test_zero_size_array_ok(shape, make):
+    """A zero-size parameter is filled without a warning (fan 0 must not divide by zero),
+    keeps its shape and dtype, and draws nothing from the shared generator, so the
+    parameters initialized after it are the same as without it."""
+    import warnings
+    I.set_seed(4)
+    a = numpy.empty(shape, dtype=numpy.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        make()(a)
+    assert a.shape == shape and a.dtype == numpy.float32
+    after = _draw(I.LeCunNormal(), (3, 2))
+    I.set_seed(4)
+    numpy.testing.assert_array_equal(after, _draw(I.LeCunNormal(), (3, 2)))
 
 
 def test_fills_device_arrays(xp):

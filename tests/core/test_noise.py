@@ -111,7 +111,12 @@ def test_zero_dim_input_gives_array_output_and_gradient(xp):
     y.backward()
     ndarray = type(xp.zeros(1))
     assert type(y.array) is ndarray and type(v.grad) is ndarray
-    assert float(v.grad) in (0.0, 2.0)
+    # the gradient follows the forward's mask: 1 / (1 - 0.5) where kept, else 0
+    assert float(y.array) in (0.0, 4.0)
+    assert float(v.grad) == float(y.array) / 2.0
+    if xp is numpy:     # and that mask is the documented one: keep where u >= ratio
+        u = numpy.random.default_rng(0).random((), dtype=numpy.float32)
+        assert float(v.grad) == (2.0 if u >= 0.5 else 0.0)
 
 
 def test_backward_multiplies_by_the_same_mask(xp):

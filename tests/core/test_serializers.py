@@ -469,3 +469,221 @@ def test_load_npz_refuses_int64_weights_instead_of_casting(tmp_path):
     S.save_npz_dict(path, d)
     dst = S.load_npz(path, _trained_model(1))
     numpy.testing.assert_array_equal(dst.l1.W.array, src.l1.W.array)
+
+
+# -- exact messages and edge rules (from mutation-testing survivors) ---------------------------
+
+def _raises(exc, fn, *a, **kw):
+    with pytest.raises(exc) as e:
+        fn(*a, **kw)
+    return str(e.value)
+
+
+def test_key_and_prefix_rules_and_messages():
+    s = S.DictionarySerializer()
+    for bad in ('', '/a', 'a/', 5):
+        assert _raises(ValueError, s, bad, 1) == (
+            'serializer keys must be non-empty strings without leading or trailing "/", '
+            'got %r' % (bad,))
+    s('a', 1)
+    assert _raises(ValueError, s, 'a', 2) == \
+        "serializer key 'a' was written twice; every value needs its own key"
+    assert _raises(TypeError, S.serialize_to_dict, Leaf(2, 1), 3) == \
+        'path_prefix must be a str, got int'
+    leaf = Leaf(2, 1)
+    assert set(S.serialize_to_dict(leaf, '/model/')) == {'model/W', 'model/b'}
+    assert set(S.serialize_to_dict(leaf, None)) == {'W', 'b'}
+    assert set(S.serialize_to_dict(leaf, '')) == {'W', 'b'}
+
+
+def test_variables_are_saved_and_loaded_through_their_arrays():
+    from seqdbr.core.variable import Variable
+    s = S.DictionarySerializer()
+    v = Variable(numpy.arange(3.0))
+    assert s('v', v) is v
+    numpy.testing.assert_array_equal(s.target['v'], [0.0, 1.0, 2.0])
+    w = Variable(numpy.zeros(3))
+    d = S.DictionaryDeserializer(s.target)
+    assert d('v', w) is w
+    numpy.testing.assert_array_equal(w.array, [0.0, 1.0, 2.0])
+    d.finish()
+
+
+def test_saver_type_messages():
+    s = S.DictionarySerializer()
+    assert _raises(S.SerializationError, s, 'x', [1, 2]) == (
+        "cannot serialize 'x': a list is not an array or a Python scalar; convert it "
+        "(numpy.asarray) or split it into several keys")
+    assert _raises(S.SerializationError, s['sub'], 'o', numpy.array([None, 1])) == (
+        "cannot serialize 'sub/o': object arrays need pickle, which seqdbr never writes; "
+        "use a numeric or str dtype")
+
+
+def test_float64_file_loads_into_float32_arrays_same_kind_only():
+    target = numpy.zeros(2, numpy.float32)
+    d = S.DictionaryDeserializer({'a': numpy.array([0.1, 2.5])})
+    d('a', target)
+    d.finish()
+    numpy.testing.assert_array_equal(target, numpy.array([0.1, 2.5], numpy.float32))
+    d = S.DictionaryDeserializer({'a': numpy.array([0.5, 1.5])}, name='f.npz')
+    d('a', numpy.zeros(2, numpy.int32))
+    assert _raises(S.LoadError, d.finish) == (
+        'could not load the state from f.npz:\n'
+        '  a: stored dtype float64 cannot be cast to int32')
+
+
+@pytest.mark.parametrize('shape,ok', [((), True), ((1,), True), ((1, 1), True), ((2,), False),
+                                      ((2, 2), False), ((0,), False)])
+def test_scalars_load_from_any_single_element_array(shape, ok):
+    stored = numpy.full(shape, 7, numpy.int64)
+    d = S.DictionaryDeserializer({'n': stored})
+    got = d('n', 0)
+    if ok:
+        assert got == 7 and type(got) is int
+        d.finish()
+    else:
+        assert got == 0
+        assert _raises(S.LoadError, d.finish) == (
+            'could not load the state:\n  n: stored array of shape %s, expected a scalar'
+            % (shape,))
+
+
+def test_scalar_kind_mismatch_messages():
+    src = {'f': numpy.array(1.5), 's': numpy.array('x'), 'i': numpy.array(3),
+           'b': numpy.array(True)}
+    d = S.DictionaryDeserializer(src)
+    assert d('f', False) is False          # a float is not a bool
+    assert d('s', 0) == 0                  # a str is not an int
+    assert d('i', 'txt') == 'txt'          # an int is not a str
+    assert d('f', 2) == 2                  # a float would be truncated to an int
+    assert d('b', 0) == 1 and d('i', True) is True and d('i', 0.0) == 3.0
+    assert _raises(S.LoadError, d.finish) == (
+        'could not load the state:\n'
+        '  f: stored dtype float64, expected a bool\n'
+        '  s: stored dtype <U1, expected a int\n'
+        '  i: stored dtype int64, expected a str\n'
+        '  f: stored a float (float64), expected an int')
+    d = S.DictionaryDeserializer({'x': numpy.zeros(2)})
+    assert _raises(S.SerializationError, d, 'x', [0, 0]) == (
+        "cannot load 'x' into a list: pass an array (filled in place), a Python scalar or None")
+
+
+def test_load_error_message_in_full():
+    src = {'model/a': numpy.zeros(2), 'model/extra': numpy.zeros(1), 'other': numpy.zeros(1)}
+    d = S.DictionaryDeserializer(src, name='ck.npz')
+    sub = d['model']
+    sub('a', numpy.zeros(3))                     # shape mismatch
+    sub('gone', numpy.zeros(1))                  # missing
+    e = pytest.raises(S.LoadError, d.finish, 'model/').value
+    assert str(e) == (
+        'could not load the state from ck.npz:\n'
+        '  missing keys (the object has them, the file does not): model/gone\n'
+        '  unexpected keys (in the file, not asked for by the object): model/extra\n'
+        '  model/a: stored shape (2,), expected (3,)\n'
+        '  (check the model architecture and path_prefix, or pass strict=False to skip '
+        'missing/unexpected keys)')
+    assert e.missing == ['model/gone'] and e.unexpected == ['model/extra']
+    assert e.mismatched == [('model/a', 'stored shape (2,), expected (3,)')]
+    assert isinstance(e, KeyError) and isinstance(e, ValueError)
+
+
+def test_nothing_matched_lists_the_top_level_names():
+    src = {'k%02d/x' % i: numpy.zeros(1) for i in range(21)}
+    d = S.DictionaryDeserializer(src)
+    d['model']('W', numpy.zeros(1))
+    msg = _raises(S.LoadError, d.finish, 'model/')
+    names = ', '.join('k%02d' % i for i in range(20))
+    assert msg == (
+        'could not load the state:\n'
+        '  missing keys (the object has them, the file does not): model/W\n'
+        "  nothing matched under path_prefix 'model/'; the file's top-level names are: "
+        + names + ' ...\n'
+        '  (check the model architecture and path_prefix, or pass strict=False to skip '
+        'missing/unexpected keys)')
+    del src['k20/x']                              # exactly 20 names: no ellipsis
+    d = S.DictionaryDeserializer(src, strict=True)
+    d('W', numpy.zeros(1))
+    msg = _raises(S.LoadError, d.finish)
+    assert "  nothing matched; the file's top-level names are: " + names + '\n' in msg
+    # once something matched, a missing key gets no such hint
+    d = S.DictionaryDeserializer({'a': numpy.zeros(1)})
+    d('a', numpy.zeros(1))
+    d('b', numpy.zeros(1))
+    assert _raises(S.LoadError, d.finish) == (
+        'could not load the state:\n'
+        '  missing keys (the object has them, the file does not): b\n'
+        '  (check the model architecture and path_prefix, or pass strict=False to skip '
+        'missing/unexpected keys)')
+
+
+def test_save_npz_dict_messages(tmp_path):
+    p = tmp_path / 'x.npz'
+    assert _raises(S.SerializationError, S.save_npz_dict, p, {'': numpy.zeros(1)}) == \
+        "npz keys must be non-empty strings, got ''"
+    assert _raises(S.SerializationError, S.save_npz_dict, p, {3: numpy.zeros(1)}) == \
+        'npz keys must be non-empty strings, got 3'
+    assert _raises(S.SerializationError, S.save_npz_dict, p, {'file': numpy.zeros(1)}) == (
+        "the top-level key 'file' is reserved by numpy.savez; put it under a namespace "
+        '(e.g. "meta/file")')
+    assert _raises(S.SerializationError, S.save_npz_dict, p, {'a': [1.0]}) == \
+        "value of 'a' must be an ndarray, got list"
+    assert _raises(S.SerializationError, S.save_npz_dict, p,
+                   {'a': numpy.array([None])}) == \
+        "cannot save 'a': object arrays need pickle, which seqdbr never writes"
+    assert not p.exists()
+
+
+def test_load_npz_dict_messages_in_full(tmp_path):
+    obj = tmp_path / 'obj.npz'
+    numpy.savez(obj, stats=numpy.array([1, 'a', None], dtype=object))
+    assert _raises(S.SerializationError, S.load_npz_dict, obj) == (
+        "%s: entry 'stats' is an object (pickled) array; seqdbr never loads pickles (re-save "
+        'it with numeric or str arrays)' % obj)
+    npy = tmp_path / 'arr.npy'
+    numpy.save(npy, numpy.zeros(3))
+    assert _raises(S.SerializationError, S.load_npz_dict, npy) == \
+        '%s holds a single .npy array, not an .npz archive' % npy
+    pickled = tmp_path / 'p.npy'
+    numpy.save(pickled, numpy.array([1, None], dtype=object))
+    assert _raises(S.SerializationError, S.load_npz_dict, pickled) == (
+        '%s is not a readable .npz archive (truncated or corrupt?): neither an npz archive '
+        'nor an npy array (seqdbr never loads pickles)' % pickled)
+    empty = tmp_path / 'empty.npz'
+    empty.write_bytes(b'')
+    assert _raises(S.SerializationError, S.load_npz_dict, empty).startswith(
+        '%s is not a readable .npz archive (truncated or corrupt?): EOFError: ' % empty)
+
+
+def test_lists_of_keys_and_nested_top_level_names():
+    d = S.DictionaryDeserializer({'a/b/c': numpy.zeros(1), 'a/d': numpy.zeros(1),
+                                  'e/f/g': numpy.zeros(1)})
+    d('x', numpy.zeros(1))
+    d('y', numpy.zeros(1))
+    e = pytest.raises(S.LoadError, d.finish).value
+    assert str(e) == (
+        'could not load the state:\n'
+        '  missing keys (the object has them, the file does not): x, y\n'
+        '  unexpected keys (in the file, not asked for by the object): a/b/c, a/d, e/f/g\n'
+        "  nothing matched; the file's top-level names are: a, e\n"
+        '  (check the model architecture and path_prefix, or pass strict=False to skip '
+        'missing/unexpected keys)')
+    assert e.args == (str(e),)
+
+
+def test_prefix_strips_only_slashes():
+    assert set(S.serialize_to_dict(Leaf(2, 1), 'Xm/')) == {'Xm/W', 'Xm/b'}
+
+
+def test_defaults_strict_and_compressed(tmp_path):
+    d = S.serialize_to_dict(Leaf(2, 1))
+    d['extra'] = numpy.zeros(1)
+    with pytest.raises(S.LoadError, match='unexpected keys.*extra'):
+        S.deserialize_from_dict(d, Leaf(2, 1))                  # strict by default
+    for name, save in (('a.npz', lambda p: S.save_npz(p, Leaf(3, 2))),
+                       ('b.npz', lambda p: S.save_npz_dict(p, {'x': numpy.zeros(50)}))):
+        save(tmp_path / name)
+        with zipfile.ZipFile(tmp_path / name) as zf:
+            assert {i.compress_type for i in zf.infolist()} == {zipfile.ZIP_DEFLATED}
+    S.save_npz_dict(tmp_path / 'c.npz', {'x': numpy.zeros(50)}, compression=False)
+    with zipfile.ZipFile(tmp_path / 'c.npz') as zf:
+        assert {i.compress_type for i in zf.infolist()} == {zipfile.ZIP_STORED}

@@ -1,7 +1,7 @@
 """The character-CNN sentence classifier (seqdbr.examples.charcnn, scripts/train_charcnn.py).
 
 The synthetic motif task runs everywhere; the language-ID task reads ../shared/data (or
-$SEQDBR_SHARED_DATA) and skips without it."""
+$SEQDBR_TEST_DATA) and skips without it."""
 import json
 import os
 import pathlib

@@ -1,7 +1,7 @@
 """The MNIST CNN (``seqdbr.examples.mnist.CNN``, ``--arch cnn``).
 
 Synthetic-data tests run everywhere. Real-MNIST tests read ../shared/data/mnist (or
-$SEQDBR_SHARED_DATA/mnist) and skip without it: a 1-epoch run on 10,000 images always,
+$SEQDBR_TEST_DATA/mnist) and skip without it: a 1-epoch run on 10,000 images always,
 the full 3-epoch >= 99.0 % run only with SEQDBR_RUN_SLOW=1. On the shared 2-core development
 machine run it with OPENBLAS_NUM_THREADS=1: 3.5 minutes at a load average of 9 (99.24 %);
 with 2 BLAS threads on that oversubscribed machine one epoch took 7 minutes.

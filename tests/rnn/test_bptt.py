@@ -58,6 +58,26 @@ def test_each_row_continues_the_previous_window_and_targets_shift_by_one():
         assert trows[r] == tokens[r * L_ + 1:r * L_ + n + 1].tolist()
 
 
+@pytest.mark.parametrize('N,B,T', [(13, 2, 3), (22, 3, 7), (7, 1, 6), (8, 1, 7), (101, 4, 5),
+                                   (100, 4, 5), (50, 7, 1)])
+def test_an_epoch_has_every_full_window(N, B, T):
+    """``windows_per_epoch = ((N - 1) // B) // T``: streams whose length is a multiple of T
+    keep their last window (a bug that dropped it passed the tests above, whose sizes all
+    leave a remainder)."""
+    tokens = numpy.arange(N)
+    b = ParallelSequentialBatcher(tokens, batch_size=B, bptt_len=T, repeat=False)
+    L_ = (N - 1) // B
+    assert (b.stream_len, b.windows_per_epoch) == (L_, L_ // T)
+    xs = list(b)
+    assert len(xs) == L_ // T
+    x = numpy.concatenate([w[0] for w in xs], axis=1)
+    t = numpy.concatenate([w[1] for w in xs], axis=1)
+    starts = numpy.arange(B)[:, None] * L_
+    numpy.testing.assert_array_equal(x, starts + numpy.arange((L_ // T) * T))
+    numpy.testing.assert_array_equal(t, x + 1)
+    assert int(t.max()) <= N - 1
+
+
 def test_iterator_protocol_and_repeat_false():
     b = ParallelSequentialBatcher(numpy.arange(11), batch_size=2, bptt_len=2, repeat=False)
     windows = list(b)

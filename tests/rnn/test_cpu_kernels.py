@@ -265,3 +265,32 @@ def test_raw_gru_cell_kernel_errors():
         _cpu_cells.gru_cell_fwd(g, g.astype(numpy.float64), h, B, H, g.copy(), h.copy())
     with pytest.raises(ValueError, match='ggh'):
         _cpu_cells.gru_cell_bwd(g, g, h, h, B, H, h.copy(), g.copy(), g[:1].copy())
+
+
+@needs_kernels
+@pytest.mark.parametrize('B,Bx,H', [(1, 1, 1), (4, 4, 5), (5, 2, 3), (3, 0, 2)])
+@pytest.mark.parametrize('dtype,rtol,atol', [(numpy.float64, 1e-12, 1e-13),
+                                             (numpy.float32, 2e-6, 2e-6)])
+def test_lstm_cell_compiled_equals_numpy(B, Bx, H, dtype, rtol, atol):
+    """F.lstm forward (c, h) and backward (gc_prev, gx): compiled kernel against the NumPy
+    code, with a shrinking batch (rows Bx.. of c pass through), gradients from both outputs,
+    and pre-activations large enough to saturate some gates."""
+    import seqdbr.functions as F
+    from seqdbr.core.variable import Variable
+    rs = numpy.random.RandomState(B + 3 * Bx + 7 * H)
+    c_prev = rs.randn(B, H).astype(dtype)
+    x = (rs.randn(Bx, 4 * H) * 3).astype(dtype)
+    gc, gh = rs.randn(B, H).astype(dtype), rs.randn(Bx, H).astype(dtype)
+    out = {}
+    for on in (True, False):
+        old = cpu_kernels.set_enabled(on)
+        try:
+            vs = [Variable(a.copy()) for a in (c_prev, x)]
+            c, h = F.lstm(*vs)
+            (F.sum(c * gc) + F.sum(h * gh)).backward()
+            out[on] = [c.array, h.array] + [v.grad for v in vs]
+        finally:
+            cpu_kernels.set_enabled(old)
+    for a, b in zip(out[True], out[False]):
+        assert a.dtype == b.dtype == dtype and a.shape == b.shape
+        numpy.testing.assert_allclose(a, b, rtol=rtol, atol=atol)
