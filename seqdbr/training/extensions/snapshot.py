@@ -14,7 +14,8 @@ class Snapshot(Extension):
     ``'snapshot_iter_{iteration}.npz'``); with ``keep_last=K`` only the K newest such
     files this extension wrote are kept. For "keep the best", give a
     :class:`~seqdbr.training.triggers.MinValueTrigger` as the trigger. Snapshots run after
-    every other extension and never after a diverged iteration. An ``(N, unit)`` trigger
+    every other extension and never after a diverged iteration. In a data-parallel run it
+    runs on every rank (the state may be gathered) and rank 0 writes the file. An ``(N, unit)`` trigger
     (default once per epoch) also fires when the run stops (a limit, a signal), so the last
     state is always saved.
 
@@ -48,7 +49,7 @@ class Snapshot(Extension):
             self.written = [q for q in self.written if q != path] + [path]
         trainer.save(path)
         self.last_path, self.last_iteration = path, u.iteration
-        if self.keep_last is not None:
+        if self.keep_last is not None and getattr(trainer, 'is_root', True):
             while len(self.written) > self.keep_last:
                 old = self.written.pop(0)
                 try:
