@@ -190,14 +190,30 @@ def _train_config_from_args(args):
 
 def train_main(argv=None):
     """``seqdbr-train-charrnn``: parse ``argv`` (default ``sys.argv[1:]``), train, return the
-    exit status (see the module docstring)."""
+    exit status (see the module docstring).
+
+    Under ``mpiexec -n N`` (N > 1, read from the launcher's environment) the run is
+    data-parallel automatically: the N processes train one model, the global batch stays
+    ``--batch-size`` (which must be a multiple of N), rank 0 prints and writes. A failure on
+    any rank prints its message once and ends every rank through ``MPI_Abort`` with the
+    status above (:mod:`seqdbr.distributed.failure`).
+    """
     from seqdbr.charlm.train import train
+    from seqdbr.distributed import launcher_world
+    size, rank = launcher_world()
     ap = build_train_parser()
-    args = ap.parse_args(argv)
+    args = _parse_quiet(ap, argv) if rank != 0 else ap.parse_args(argv)
     cfg, explicit = _train_config_from_args(args)
+    comm = None
+    if size > 1:
+        comm = _communicator(ap.prog, rank)
+        if isinstance(comm, int):
+            return comm
     try:
-        result = train(cfg, explicit=explicit)
+        result = train(cfg, explicit=explicit, comm=comm)
     except _user_errors() as e:
+        if comm is not None:
+            _abort(comm, 2 if isinstance(e, ConfigError) else 1, '%s: error: %s' % (ap.prog, e))
         return _fail(ap.prog, e)
     except BrokenPipeError:
         return _stdout_gone()
@@ -205,12 +221,45 @@ def train_main(argv=None):
         # A repeated signal gave up at once (writes are atomic, so the previous checkpoint
         # file is intact), or Ctrl-C before training started. The status is the first
         # signal's (SIGTERM twice: 143).
-        print('%s: interrupted; no new checkpoint was completed (the previous one, if any, is '
-              'intact)' % ap.prog, file=sys.stderr, flush=True)
+        msg = ('%s: interrupted; no new checkpoint was completed (the previous one, if any, '
+               'is intact)' % ap.prog)
+        if comm is not None:
+            _abort(comm, 128 + int(getattr(e, 'signum', 2)), msg)
+        print(msg, file=sys.stderr, flush=True)
         return 128 + int(getattr(e, 'signum', 2))
     if result.status == 'interrupted':
         return 128 + int(result.signal or 2)
     return 0
+
+
+def _parse_quiet(ap, argv):
+    """Parse on a non-root rank: a usage error is printed by rank 0 only."""
+    saved = sys.stderr
+    sys.stderr = io.StringIO()
+    try:
+        return ap.parse_args(argv)
+    finally:
+        sys.stderr = saved
+
+
+def _communicator(prog, rank):
+    """The job's communicator with the abort hook installed, or an exit status (2) when
+    mpi4py is missing (said once, by rank 0)."""
+    from seqdbr.distributed import MPIUnavailableError, create_communicator, install_abort_hook
+    try:
+        comm = create_communicator()
+    except MPIUnavailableError as e:
+        if rank == 0:
+            print('%s: error: launched by an MPI launcher with several processes, but %s'
+                  % (prog, e), file=sys.stderr, flush=True)
+        return 2
+    install_abort_hook(comm)
+    return comm
+
+
+def _abort(comm, code, message):
+    from seqdbr.distributed import abort
+    abort(comm, code, message)
 
 
 # -----------------------------------------------------------------------------------------------
