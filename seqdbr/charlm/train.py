@@ -655,6 +655,8 @@ def _restore_carried_state(model, ck, cfg, comm=None):
                              % (carried['h'].shape[1], cfg.batch_size)
                              if carried['h'].ndim >= 2 else
                              'h has shape %s' % (carried['h'].shape,))
+        if comm is not None:          # the snapshot holds every stream; keep this rank's
+            carried = local_rows(comm, carried)
         model.set_state(carried)
     except (KeyError, ValueError) as e:
         raise CheckpointError('checkpoint %s: the stored hidden state does not fit the '
