@@ -11,7 +11,7 @@
   ``intra_rank``, ``bcast_data``, ``allreduce_grad`` (one packed buffer per dtype, one
   Allreduce per step), ``allreduce_obj``, ``bcast_obj``, ``barrier``.
 * :func:`create_multi_node_optimizer` (:mod:`~seqdbr.distributed.optimizer`).
-* :func:`split_dataset`, :class:`StreamShard` (:mod:`~seqdbr.distributed.data`).
+* :func:`split_dataset`, :class:`StreamShard`, :class:`BatchShard` (:mod:`~seqdbr.distributed.data`).
 * :func:`install_abort_hook`, :func:`abort` (:mod:`~seqdbr.distributed.failure`).
 * :func:`launcher_world` reads the launcher's environment without importing MPI.
 
@@ -23,15 +23,15 @@ import os
 
 from seqdbr.distributed.communicator import (EXTRA_HINT, MPIUnavailableError,  # noqa: F401
                                              MpiCommunicator, NcclCommunicator, import_mpi)
-from seqdbr.distributed.data import (StreamShard, SubDataset, check_divisible,  # noqa: F401
-                                     split_dataset)
+from seqdbr.distributed.data import (BatchShard, StreamShard, SubDataset,  # noqa: F401
+                                     check_divisible, split_dataset)
 from seqdbr.distributed.failure import abort, install_abort_hook  # noqa: F401
 from seqdbr.distributed.optimizer import (MultiNodeOptimizer,  # noqa: F401
                                           create_multi_node_optimizer)
 
 __all__ = ['create_communicator', 'create_multi_node_optimizer', 'MultiNodeOptimizer',
            'MpiCommunicator', 'NcclCommunicator', 'MPIUnavailableError', 'split_dataset',
-           'SubDataset', 'StreamShard', 'check_divisible', 'install_abort_hook', 'abort',
+           'SubDataset', 'StreamShard', 'BatchShard', 'check_divisible', 'install_abort_hook', 'abort',
            'launcher_world']
 
 #: (size variable, rank variable) of the launchers we recognise: MPICH/Hydra (PMI),

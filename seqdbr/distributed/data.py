@@ -10,10 +10,13 @@
   cursor, the epoch and the snapshot state are the global batcher's, so a distributed run
   sees exactly the single-process windows, split by rows, and its snapshots resume with any
   number of processes that divides ``B``.
+* :class:`BatchShard`: the same for i.i.d. minibatches: every rank draws the global batch of
+  one shared iterator (same seed, same order) and keeps its equal slice of it; the
+  iterator's state is the same on every rank, so snapshots resume exactly.
 """
 from seqdbr.distributed.communicator import MpiCommunicator  # noqa: F401  (doc link)
 
-__all__ = ['split_dataset', 'SubDataset', 'StreamShard', 'check_divisible']
+__all__ = ['split_dataset', 'SubDataset', 'StreamShard', 'BatchShard', 'check_divisible']
 
 
 class SubDataset:
@@ -100,3 +103,37 @@ class StreamShard:
 
     def __setattr__(self, name, value):
         setattr(self.global_batcher, name, value)
+
+
+class BatchShard:
+    """This rank's slice of every batch of a global iterator (see the module docstring).
+
+    Args:
+        iterator: a ``SerialIterator`` (``repeat=True``) over the whole training set whose
+            ``batch_size`` is the global batch.
+        comm: the communicator.
+
+    Raises:
+        ValueError: the batch size is not a multiple of the number of processes.
+    """
+
+    def __init__(self, iterator, comm):
+        check_divisible(iterator.batch_size, comm.size, flag='the batch size')
+        k = iterator.batch_size // comm.size
+        object.__setattr__(self, 'global_iterator', iterator)
+        object.__setattr__(self, 'lo', comm.rank * k)
+        object.__setattr__(self, 'hi', (comm.rank + 1) * k)
+
+    def next(self):
+        return self.global_iterator.next()[self.lo:self.hi]
+
+    __next__ = next
+
+    def __iter__(self):
+        return self
+
+    def __getattr__(self, name):
+        return getattr(self.global_iterator, name)
+
+    def __setattr__(self, name, value):
+        setattr(self.global_iterator, name, value)
