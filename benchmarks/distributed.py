@@ -89,13 +89,21 @@ def worker(windows, warmup):
                           'processes': size}), flush=True)
 
 
-def _run(cmd, threads):
+FAILED_RUNS = []
+
+
+def _run(cmd, threads, tries=2):
     env = common.thread_env(threads)
     env['PYTHONPATH'] = ROOT
-    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
-    if p.returncode != 0:
-        raise RuntimeError('%s failed: %s' % (' '.join(cmd), p.stderr[-2000:]))
-    return json.loads(p.stdout.strip().splitlines()[-1])
+    for _ in range(tries):
+        p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+        lines = p.stdout.strip().splitlines()
+        if p.returncode == 0 or (lines and lines[-1].startswith('{')):
+            if p.returncode != 0:    # timed, but the teardown failed: keep it, say so
+                FAILED_RUNS.append({'cmd': cmd[-6:], 'teardown_rc': p.returncode})
+            return json.loads(lines[-1])
+        FAILED_RUNS.append({'cmd': cmd[-6:], 'rc': p.returncode, 'stderr': p.stderr[-300:]})
+    raise RuntimeError('%s failed: %s' % (' '.join(cmd), p.stderr[-2000:]))
 
 
 def main():
@@ -149,6 +157,7 @@ def main():
             out['torch_ddp_gloo_2x1']['window_ms_median'] / b_w, 3)
         out['speed_b_over_torch_1proc'] = round(
             out['torch_1proc_2threads']['window_ms_median'] / b_w, 3)
+    out['failed_runs'] = FAILED_RUNS
     out['machine'] = common.machine_info({})
     common.emit(out)
 

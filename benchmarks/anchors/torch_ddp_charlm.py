@@ -90,11 +90,13 @@ def run(rank, nproc, threads, windows, warmup, port):
             dist.all_reduce(flat)
             ts.append(time.perf_counter() - t0)
         ar = statistics.median(ts)
-        dist.destroy_process_group()
     if rank == 0:
         print(json.dumps({'window_s': statistics.median(times),
                           'allreduce_s': ar, 'processes': nproc,
                           'torch': torch.__version__}), flush=True)
+    if nproc > 1:
+        dist.barrier()                 # both ranks done before gloo is torn down
+        dist.destroy_process_group()
 
 
 def main():
