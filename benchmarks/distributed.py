@@ -152,6 +152,15 @@ def main():
     a_w = out['a_1proc_2threads']['window_ms_median']
     b_w = out['b_mpiexec_2x1']['window_ms_median']
     out['speedup_b_over_a'] = round(a_w / b_w, 3)
+    per_round = [ra['window_s'] / rb['window_s']
+                 for ra, rb in zip(runs['a_1proc_2threads'], runs['b_mpiexec_2x1'])]
+    out['speedup_b_over_a_per_round'] = [round(v, 3) for v in per_round]
+    out['speedup_b_over_a_median_of_rounds'] = round(statistics.median(per_round), 3)
+    if 'torch_ddp_gloo_2x1' in runs:
+        per_round = [rt['window_s'] / rb['window_s']
+                     for rt, rb in zip(runs['torch_ddp_gloo_2x1'], runs['b_mpiexec_2x1'])]
+        out['speed_b_over_torch_ddp_per_round'] = [round(v, 3) for v in per_round]
+        out['speed_b_over_torch_ddp_median_of_rounds'] = round(statistics.median(per_round), 3)
     if 'torch_ddp_gloo_2x1' in out:
         out['speed_b_over_torch_ddp'] = round(
             out['torch_ddp_gloo_2x1']['window_ms_median'] / b_w, 3)

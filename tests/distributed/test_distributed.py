@@ -214,3 +214,16 @@ def test_batch_size_not_divisible_is_one_clear_error(corpus, tmp_path):
                                            '--max-iters', 2), timeout=60)
     assert p.returncode == 2, p.stderr
     assert p.stderr.count('--batch-size 51 cannot be split across 2 processes') == 1, p.stderr
+
+
+def test_mnist_example_two_processes_equal_one(tmp_path):
+    """The example's StandardUpdater path: slices of one shared global batch, the test set's
+    example-weighted metrics reduced over the ranks."""
+    for n in (1, 2):
+        p, _ = mpi_run(n, [HERE / 'mpi_mnist_worker.py', tmp_path / str(n)], timeout=120)
+        assert p.returncode == 0, p.stderr
+    a, b = _log(tmp_path / '1'), _log(tmp_path / '2')
+    assert len(a) == len(b) == 3
+    for ra, rb in zip(a, b):
+        for k in ('train_loss', 'train_accuracy', 'test_loss', 'test_accuracy'):
+            numpy.testing.assert_allclose(rb[k], ra[k], rtol=1e-5, err_msg=k)
