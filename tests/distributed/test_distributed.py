@@ -227,3 +227,35 @@ def test_mnist_example_two_processes_equal_one(tmp_path):
     for ra, rb in zip(a, b):
         for k in ('train_loss', 'train_accuracy', 'test_loss', 'test_accuracy'):
             numpy.testing.assert_allclose(rb[k], ra[k], rtol=1e-5, err_msg=k)
+
+
+def test_ctrl_c_stops_every_rank_after_the_same_iteration(corpus, tmp_path):
+    """SIGINT to mpiexec (Hydra forwards it to every rank, at slightly different moments):
+    the ranks agree on the stop, rank 0 writes the snapshot, the job exits 130, and the
+    snapshot resumes."""
+    import signal
+    exe = require_mpi()
+    out = tmp_path / 'run'
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS='1', OPENBLAS_NUM_THREADS='1')
+    cmd = [exe, '-n', '2', sys.executable, str(HERE / 'mpi_train_worker.py'), 'none', '0', '0',
+           '--'] + [str(a) for a in _args(corpus, out, '--max-iters', 10 ** 6,
+                                           '--eval-every', 10 ** 5)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 60
+        while not (out / 'log.jsonl').exists() or len(_log(out)) < 5:
+            assert time.monotonic() < deadline and proc.poll() is None, 'no training started'
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stderr
+    assert stdout.count('interrupted by SIGINT') == 1, stdout
+    n = len(_log(out))
+    resumed = mpi_run(2, [HERE / 'mpi_train_worker.py', 'none', 0, 0, '--', '--resume',
+                          out / 'latest.npz', '--max-iters', n + 3, '--no-progress'])[0]
+    assert resumed.returncode == 0, resumed.stderr
+    assert 'at iteration %d ' % n in resumed.stdout
