@@ -14,6 +14,7 @@ rounds of each run's median window time):
   their shares of the window: ``in_step`` (what ``allreduce_grad`` took inside the timed
   windows: pack, MPI_Allreduce, unpack, *including the wait for the slower rank*), and
   ``bare`` (the same call, ranks started together by a barrier, after the timed windows);
+* ``ref_1proc_1thread``: seqdbr, 1 process, 1 thread (what (a)'s second thread adds);
 * ``torch``: ``benchmarks/anchors/torch_ddp_charlm.py``, same window in PyTorch
   (``nn.LSTM``), 1 process x 2 threads;
 * ``torch_ddp``: the same under ``DistributedDataParallel`` (gloo on loopback), 2
@@ -122,7 +123,8 @@ def main():
           '--warmup', str(a.warmup)]
     anchor = [a.torch_python, os.path.join(BENCH_DIR, 'anchors', 'torch_ddp_charlm.py'),
               '--windows', str(a.windows), '--warmup', str(a.warmup)]
-    configs = {'a_1proc_2threads': (me, 2), 'b_mpiexec_2x1': ([a.mpiexec, '-n', '2'] + me, 1)}
+    configs = {'a_1proc_2threads': (me, 2), 'b_mpiexec_2x1': ([a.mpiexec, '-n', '2'] + me, 1),
+               'ref_1proc_1thread': (me, 1)}
     if os.path.exists(a.torch_python):
         configs['torch_1proc_2threads'] = (anchor + ['--nproc', '1', '--threads', '2'], 2)
         configs['torch_ddp_gloo_2x1'] = (anchor + ['--nproc', '2', '--threads', '1'], 1)

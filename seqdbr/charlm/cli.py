@@ -18,6 +18,7 @@ Errors are printed as one ``error: ...`` message on stderr that says what is wro
 fix it, never as a traceback.
 """
 import argparse
+import dataclasses
 import io
 import json
 import os
@@ -196,7 +197,8 @@ def train_main(argv=None):
     data-parallel automatically: the N processes train one model, the global batch stays
     ``--batch-size`` (which must be a multiple of N), rank 0 prints and writes. A failure on
     any rank prints its message once and ends every rank through ``MPI_Abort`` with the
-    status above (:mod:`seqdbr.distributed.failure`).
+    status above (:mod:`seqdbr.distributed.failure`). With ``--device gpu`` (or ``gpu:N``)
+    each process uses GPU ``intra_rank`` of its host and gradients are reduced by NCCL.
     """
     from seqdbr.charlm.train import train
     from seqdbr.distributed import launcher_world
@@ -206,9 +208,12 @@ def train_main(argv=None):
     cfg, explicit = _train_config_from_args(args)
     comm = None
     if size > 1:
-        comm = _communicator(ap.prog, rank)
+        gpu = (cfg.device or 'cpu').startswith('gpu')
+        comm = _communicator(ap.prog, rank, gpu)
         if isinstance(comm, int):
             return comm
+        if gpu:                          # one GPU per process: this host's rank picks it
+            cfg = dataclasses.replace(cfg, device='gpu:%d' % comm.intra_rank)
     try:
         result = train(cfg, explicit=explicit, comm=comm)
     except _user_errors() as e:
@@ -242,17 +247,23 @@ def _parse_quiet(ap, argv):
         sys.stderr = saved
 
 
-def _communicator(prog, rank):
-    """The job's communicator with the abort hook installed, or an exit status (2) when
-    mpi4py is missing (said once, by rank 0)."""
+def _communicator(prog, rank, gpu):
+    """The job's communicator (NCCL for ``gpu``) with the abort hook installed, or an exit
+    status (2) when mpi4py, or the GPU set-up, is missing (said once, by rank 0)."""
     from seqdbr.distributed import MPIUnavailableError, create_communicator, install_abort_hook
     try:
-        comm = create_communicator()
+        comm = create_communicator(device='gpu' if gpu else 'cpu')
     except MPIUnavailableError as e:
         if rank == 0:
             print('%s: error: launched by an MPI launcher with several processes, but %s'
                   % (prog, e), file=sys.stderr, flush=True)
         return 2
+    except RuntimeError as e:         # GPU set-up; MPI is up: end every rank
+        import types
+        from seqdbr.distributed import abort, import_mpi
+        world = import_mpi().COMM_WORLD
+        abort(types.SimpleNamespace(rank=rank, size=world.Get_size(), mpi_comm=world), 2,
+              '%s: error: --device gpu with several processes: %s' % (prog, e))
     install_abort_hook(comm)
     return comm
 

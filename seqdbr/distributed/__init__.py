@@ -11,7 +11,8 @@
   ``intra_rank``, ``bcast_data``, ``allreduce_grad`` (one packed buffer per dtype, one
   Allreduce per step), ``allreduce_obj``, ``bcast_obj``, ``barrier``.
 * :func:`create_multi_node_optimizer` (:mod:`~seqdbr.distributed.optimizer`).
-* :func:`split_dataset`, :class:`StreamShard`, :class:`BatchShard` (:mod:`~seqdbr.distributed.data`).
+* :func:`split_dataset`, :class:`StreamShard`, :class:`BatchShard`
+  (:mod:`~seqdbr.distributed.data`).
 * :func:`install_abort_hook`, :func:`abort` (:mod:`~seqdbr.distributed.failure`).
 * :func:`launcher_world` reads the launcher's environment without importing MPI.
 
@@ -31,8 +32,8 @@ from seqdbr.distributed.optimizer import (MultiNodeOptimizer,  # noqa: F401
 
 __all__ = ['create_communicator', 'create_multi_node_optimizer', 'MultiNodeOptimizer',
            'MpiCommunicator', 'NcclCommunicator', 'MPIUnavailableError', 'split_dataset',
-           'SubDataset', 'StreamShard', 'BatchShard', 'check_divisible', 'install_abort_hook', 'abort',
-           'launcher_world']
+           'SubDataset', 'StreamShard', 'BatchShard', 'check_divisible', 'install_abort_hook',
+           'abort', 'launcher_world', 'import_mpi', 'EXTRA_HINT']
 
 #: (size variable, rank variable) of the launchers we recognise: MPICH/Hydra (PMI),
 #: Open MPI, Slurm's srun.

@@ -17,8 +17,9 @@ ChainerMN / PyTorch DDP rule: ``g = (1/N) sum_r g_r``, which equals the single-p
 gradient when each rank's loss is the mean over an equal share of the global batch.
 
 **Arrays.** NumPy arrays go through MPI directly (buffer protocol). CuPy arrays use NCCL
-(:mod:`cupy.cuda.nccl`): rank 0 makes the NCCL unique id, MPI broadcasts it, and each
-process drives GPU ``intra_rank`` (:class:`NcclCommunicator`).
+(:mod:`cupy.cuda.nccl`) with :class:`NcclCommunicator`: rank 0 makes the NCCL unique id, MPI
+broadcasts it, and each process drives GPU ``intra_rank``; the plain
+:class:`MpiCommunicator` also accepts CuPy arrays, through one host copy each way.
 
 Errors: every collective is called by every rank in the same order; a rank that raises
 ends the job through :func:`seqdbr.distributed.failure.install_abort_hook`.
@@ -215,7 +216,15 @@ class MpiCommunicator:
         return link
 
     def _allreduce_inplace(self, buf):
-        self.mpi_comm.Allreduce(self._MPI.IN_PLACE, buf, op=self._MPI.SUM)
+        if type(buf) is numpy.ndarray:
+            self.mpi_comm.Allreduce(self._MPI.IN_PLACE, buf, op=self._MPI.SUM)
+            return
+        # A device buffer through a (not CUDA-aware) MPI: one host copy each way. The NCCL
+        # communicator avoids it.
+        host = backend.to_host(buf)
+        self.mpi_comm.Allreduce(self._MPI.IN_PLACE, host, op=self._MPI.SUM)
+        with backend.using_device(buf):
+            buf[...] = backend.get_array_module(buf).asarray(host)
 
     # -- data -------------------------------------------------------------------------------------
     def split_range(self, n):

@@ -14,8 +14,6 @@
   one shared iterator (same seed, same order) and keeps its equal slice of it; the
   iterator's state is the same on every rank, so snapshots resume exactly.
 """
-from seqdbr.distributed.communicator import MpiCommunicator  # noqa: F401  (doc link)
-
 __all__ = ['split_dataset', 'SubDataset', 'StreamShard', 'BatchShard', 'check_divisible']
 
 

@@ -14,10 +14,10 @@ class Snapshot(Extension):
     ``'snapshot_iter_{iteration}.npz'``); with ``keep_last=K`` only the K newest such
     files this extension wrote are kept. For "keep the best", give a
     :class:`~seqdbr.training.triggers.MinValueTrigger` as the trigger. Snapshots run after
-    every other extension and never after a diverged iteration. In a data-parallel run it
-    runs on every rank (the state may be gathered) and rank 0 writes the file. An ``(N, unit)`` trigger
+    every other extension and never after a diverged iteration. An ``(N, unit)`` trigger
     (default once per epoch) also fires when the run stops (a limit, a signal), so the last
-    state is always saved.
+    state is always saved. In a data-parallel run it runs on every rank (the state may be
+    gathered) and rank 0 writes the file.
 
     Attributes:
         last_path (str or None): the file written last.
