@@ -71,7 +71,7 @@ def worker(windows, warmup):
         if i >= warmup:
             times.append(dt)
             reduce_t.append((comm.reduce_seconds - r0) if comm is not None else 0.0)
-    bare = 0.0
+    bare = small = 0.0
     if comm is not None:                   # the job's window time is the slowest rank's
         times = [max(v) for v in zip(*comm.allgather_obj(times))]
         ts = []
@@ -81,11 +81,18 @@ def worker(windows, warmup):
             comm.allreduce_grad(model)
             ts.append(comm.reduce_seconds - r0)
         bare = statistics.median(ts)
+        ts = []
+        for _ in range(20):                # the Trainer's per-iteration agreement (5 float64)
+            comm.barrier()
+            t0 = time.perf_counter()
+            comm.allreduce_array(numpy.zeros(5))
+            ts.append(time.perf_counter() - t0)
+        small = statistics.median(ts)
     if rank == 0:
         med = statistics.median(times)
         print(json.dumps({'window_s': med, 'chars_per_s': B * T / med,
                           'allreduce_s': statistics.median(reduce_t),
-                          'allreduce_bare_s': bare,
+                          'allreduce_bare_s': bare, 'agree_allreduce_s': small,
                           'allreduce_bytes': 0 if comm is None else comm.reduce_bytes,
                           'processes': size}), flush=True)
 
@@ -147,6 +154,8 @@ def main():
                            'allreduce_in_step_share': round(ar / w, 4),
                            'allreduce_bare_ms': round(bare * 1e3, 3),
                            'allreduce_bare_share': round(bare / w, 4),
+                           'trainer_agreement_allreduce_ms': round(statistics.median(
+                               r['agree_allreduce_s'] for r in rs) * 1e3, 4),
                            'allreduce_bytes_per_window': rs[0]['allreduce_bytes']})
         if k == 'torch_ddp_gloo_2x1':
             out[k]['ddp_allreduce_ms_per_window'] = round(
