@@ -122,7 +122,7 @@ def main(argv=None):
               flush=True)
     from seqdbr.datasets.download import DownloadError
     try:
-        run = mnist.train(config, comm=comm)
+        run = mnist.train(config) if comm is None else mnist.train(config, comm=comm)
     except (DownloadError, ValueError, OSError) as e:
         # The documented user errors of mnist.train: MNIST missing and not downloadable, a
         # checkpoint made with other settings or corrupt (SerializationError is a
