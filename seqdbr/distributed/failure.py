@@ -7,9 +7,9 @@ is ChainerMN's global except hook: a rank that fails prints its error and calls
 the job's exit status is the code given to ``MPI_Abort`` (non-zero).
 
 *Message once.* The same error often happens on every rank (a bad option, a missing file).
-Rank 0 prints and aborts at once; rank ``r > 0`` waits ``0.5 + 0.1 r`` seconds first, so when
+Rank 0 prints and aborts at once; rank ``r > 0`` waits ``1 + 0.1 r`` seconds first, so when
 rank 0 fails too it is killed before printing a copy, and when it fails alone its message
-still comes within about a second. A ``kill -9`` of a rank needs nothing from us: MPICH's
+still comes within about two seconds. A ``kill -9`` of a rank needs nothing from us: MPICH's
 ``mpiexec`` sees the process die and ends the others within about a second. Snapshots are
 written atomically by rank 0 only, so whichever way the job ends, the last complete snapshot
 stays intact.
@@ -23,7 +23,7 @@ __all__ = ['install_abort_hook', 'abort', 'root_delay']
 
 def root_delay(rank):
     """Seconds a non-root rank waits before printing and aborting (see the module doc)."""
-    return 0.0 if rank == 0 else 0.5 + 0.1 * min(rank, 20)
+    return 0.0 if rank == 0 else 1.0 + 0.1 * min(rank, 20)
 
 
 def abort(comm, code=1, message=None):
