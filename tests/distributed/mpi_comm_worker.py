@@ -64,6 +64,24 @@ def main():
     comm.allreduce_grad(model)                       # buffer reused, not reallocated
     assert buf_id == {k: id(v[1]) for k, v in comm._buffers.items()}
 
+    # two dtypes: one buffer (and one Allreduce) each
+    mixed = seqdbr.Chain()
+    with mixed.init_scope():
+        mixed.f = L.Linear(2, 3)
+        mixed.d = L.Linear(3, 2)
+    for p in mixed.d.params():
+        p.array = p.array.astype(numpy.float64)
+    for k, (name, p) in enumerate(sorted(mixed.namedparams())):
+        p.grad = grads(r, p.array.shape, k).astype(p.array.dtype)
+    comm._buffers.clear()
+    comm.allreduce_grad(mixed)
+    assert sorted(comm._buffers) == ['<f4', '<f8'], sorted(comm._buffers)
+    assert comm.reduce_bytes == (6 + 3 + 2) * 4 + (6 + 2 + 2) * 8   # values + flags
+    for k, (name, p) in enumerate(sorted(mixed.namedparams())):
+        assert p.grad.dtype == p.array.dtype
+        numpy.testing.assert_allclose(p.grad, (grads(0, p.array.shape, k)
+                                               + grads(1, p.array.shape, k)) / 2, rtol=1e-6)
+
     # multi-node optimizer: clipping sees the reduced global gradient
     seqdbr.seed(7)
     net = L.Linear(2, 2)
