@@ -16,6 +16,7 @@ def grads(rank, shape, k):
 
 def main():
     comm = D.create_communicator()
+    D.install_abort_hook(comm)            # a failed check ends both ranks, never a hang
     r, n = comm.rank, comm.size
     assert n == 2 and 0 <= comm.intra_rank < 2, comm
 

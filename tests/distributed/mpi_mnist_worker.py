@@ -16,6 +16,8 @@ def main():
     train, test = TupleDataset(x[:600], t[:600]), TupleDataset(x[600:], t[600:])
     size, _ = D.launcher_world()
     comm = D.create_communicator() if size > 1 else None
+    if comm is not None:
+        D.install_abort_hook(comm)
     cfg = mnist.MnistConfig(epochs=3, units=16, batchsize=40, out=sys.argv[1], seed=1,
                             alpha=1e-2, progress=False, verbose=False)
     mnist.train(cfg, data=(train, test), comm=comm)

@@ -10,6 +10,7 @@ from seqdbr import optimizers as O
 
 def main():
     comm = D.create_communicator(device='gpu')
+    D.install_abort_hook(comm)
     import cupy
     assert cupy.cuda.Device().id == comm.intra_rank
     r, n = comm.rank, comm.size
