@@ -91,6 +91,19 @@ class StreamShard:
         object.__setattr__(self, 'lo', comm.rank * k)
         object.__setattr__(self, 'hi', (comm.rank + 1) * k)
         object.__setattr__(self, 'local_batch_size', k)
+        object.__setattr__(self, 'comm', comm)
+
+    def gather_carried(self, state):
+        """The global carried state from this rank's (collective; see
+        :mod:`seqdbr.distributed.state`). :class:`~seqdbr.training.BPTTUpdater` calls it
+        when it saves, so a snapshot holds every stream's state."""
+        from seqdbr.distributed.state import gather_state
+        return gather_state(self.comm, state) or {}
+
+    def local_carried(self, state):
+        """This rank's rows of a loaded global carried state."""
+        from seqdbr.distributed.state import local_rows
+        return local_rows(self.comm, state)
 
     def next_window(self):
         x, t = self.global_batcher.next_window()

@@ -259,3 +259,19 @@ def test_ctrl_c_stops_every_rank_after_the_same_iteration(corpus, tmp_path):
                           out / 'latest.npz', '--max-iters', n + 3, '--no-progress'])[0]
     assert resumed.returncode == 0, resumed.stderr
     assert 'at iteration %d ' % n in resumed.stdout
+
+
+def test_generic_trainer_bptt_snapshot_holds_every_streams_state(tmp_path):
+    """Trainer + BPTTUpdater(StreamShard) + the generic npz snapshot under mpiexec -n 2: the
+    snapshot holds the carried state of all 4 streams, and N + resume + N == 2N bit for
+    bit."""
+    whole, parts = tmp_path / 'whole', tmp_path / 'parts'
+    for args in ([whole, 12], [parts, 6], [parts, 12, 'resume']):
+        p, _ = mpi_run(2, [HERE / 'mpi_bptt_worker.py'] + args, timeout=120)
+        assert p.returncode == 0, p.stderr
+    with numpy.load(whole / 'snap.npz') as a, numpy.load(parts / 'snap.npz') as b:
+        assert sorted(a.files) == sorted(b.files)
+        assert a['state/rnn.h'].shape == (4, 6)              # B = 4 streams, H = 6
+        for k in a.files:
+            if k != '__snapshot__' and not k.startswith('elapsed'):
+                numpy.testing.assert_array_equal(b[k], a[k], err_msg=k)
