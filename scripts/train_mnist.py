@@ -9,6 +9,7 @@ Thin front end: the logic (model, loop, checkpoint layout, log format) lives in
     python scripts/train_mnist.py --epochs 5 --out run1 --resume   # continue run1 exactly
     python scripts/train_mnist.py --device gpu
     python scripts/train_mnist.py --arch cnn --units 128 --epochs 3   # >= 99% test accuracy
+    mpiexec -n 2 python scripts/train_mnist.py --epochs 3   # 2 processes, one model
 
 Outputs in --out: log.jsonl (one JSON line per epoch), checkpoint.npz (model, optimizer,
 iterator and metadata in one file, rewritten atomically each epoch), graph.dot (--dot).
@@ -16,8 +17,14 @@ iterator and metadata in one file, rewritten atomically each epoch), graph.dot (
 Exit status: 0 on success; 1 for an unusable setting, data or checkpoint (one ``error:``
 line on stderr, no traceback); 2 for invalid options; 130 after Ctrl-C (the checkpoint of
 the last completed epoch is intact: continue with --resume).
+
+Under ``mpiexec -n N`` (N > 1) the processes train one model (``seqdbr.distributed``): the
+global batch stays --batchsize (a multiple of N), each process trains its slice of it and
+scores its share of the test set, rank 0 prints and writes; an error on any rank is printed
+once and ends every rank with the status above.
 """
 import argparse
+import dataclasses
 import os
 import sys
 
@@ -83,32 +90,63 @@ def _fail(prog, error):
 
 
 def main(argv=None):
+    from seqdbr.distributed import launcher_world
+    size, rank = launcher_world()
     parser = build_parser()
-    args = parser.parse_args(argv)
+    if rank != 0:                          # usage errors are printed by rank 0
+        sys.stderr, saved = open(os.devnull, 'w'), sys.stderr
+        try:
+            args = parser.parse_args(argv)
+        finally:
+            sys.stderr = saved
+    else:
+        args = parser.parse_args(argv)
     config = config_from_args(args)
     try:
         config.validate()
     except ValueError as e:
+        if rank != 0:
+            return 2
         parser.error(str(e))
-    print(mnist.describe(config), flush=True)
+    comm = None
+    if size > 1:
+        from seqdbr import distributed as D
+        try:
+            comm = D.create_communicator()
+        except D.MPIUnavailableError as e:
+            if rank == 0:
+                _fail(parser.prog, e)
+            return 2
+        D.install_abort_hook(comm)
+        if rank != 0:
+            config = dataclasses.replace(config, verbose=False, progress=False)
+    if rank == 0:
+        print(mnist.describe(config) + ('' if comm is None else ', %d processes' % comm.size),
+              flush=True)
     from seqdbr.datasets.download import DownloadError
     try:
-        run = mnist.train(config)
+        run = mnist.train(config) if comm is None else mnist.train(config, comm=comm)
     except (DownloadError, ValueError, OSError) as e:
         # The documented user errors of mnist.train: MNIST missing and not downloadable, a
         # checkpoint made with other settings or corrupt (SerializationError is a
         # ValueError), --resume without a checkpoint, bad MNIST files, an unwritable --out.
+        if comm is not None:
+            D.abort(comm, 1, '%s: error: %s' % (parser.prog, e))
         return _fail(parser.prog, e)
     except KeyboardInterrupt:
-        print('%s: interrupted; the last checkpoint (if any) is intact in %s: continue with '
-              '--resume' % (parser.prog, config.out), file=sys.stderr, flush=True)
+        msg = ('%s: interrupted; the last checkpoint (if any) is intact in %s: continue with '
+               '--resume' % (parser.prog, config.out))
+        if comm is not None:
+            D.abort(comm, 130, msg)
+        print(msg, file=sys.stderr, flush=True)
         return 130
     if run.status == 'interrupted':
-        print('%s: interrupted at iteration %d; wrote %s: continue with --resume'
-              % (parser.prog, run.optimizer.t, os.path.join(run.out, mnist.CHECKPOINT)),
-              file=sys.stderr, flush=True)
+        if rank == 0:
+            print('%s: interrupted at iteration %d; wrote %s: continue with --resume'
+                  % (parser.prog, run.optimizer.t, os.path.join(run.out, mnist.CHECKPOINT)),
+                  file=sys.stderr, flush=True)
         return 128 + run.signal
-    if run.log:
+    if run.log and rank == 0:
         last = run.log[-1]
         print('final: epoch %d, test accuracy %.4f; outputs in %s'
               % (last['epoch'], last['test_accuracy'], run.out))

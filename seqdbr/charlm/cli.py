@@ -18,6 +18,7 @@ Errors are printed as one ``error: ...`` message on stderr that says what is wro
 fix it, never as a traceback.
 """
 import argparse
+import dataclasses
 import io
 import json
 import os
@@ -199,14 +200,34 @@ def _train_config_from_args(args):
 
 def train_main(argv=None):
     """``seqdbr-train-charrnn``: parse ``argv`` (default ``sys.argv[1:]``), train, return the
-    exit status (see the module docstring)."""
+    exit status (see the module docstring).
+
+    Under ``mpiexec -n N`` (N > 1, read from the launcher's environment) the run is
+    data-parallel automatically: the N processes train one model, the global batch stays
+    ``--batch-size`` (which must be a multiple of N), rank 0 prints and writes. A failure on
+    any rank prints its message once and ends every rank through ``MPI_Abort`` with the
+    status above (:mod:`seqdbr.distributed.failure`). With ``--device gpu`` (or ``gpu:N``)
+    each process uses GPU ``intra_rank`` of its host and gradients are reduced by NCCL.
+    """
     from seqdbr.charlm.train import train
+    from seqdbr.distributed import launcher_world
+    size, rank = launcher_world()
     ap = build_train_parser()
-    args = ap.parse_args(argv)
+    args = _parse_quiet(ap, argv) if rank != 0 else ap.parse_args(argv)
     cfg, explicit = _train_config_from_args(args)
+    comm = None
+    if size > 1:
+        gpu = (cfg.device or 'cpu').startswith('gpu')
+        comm = _communicator(ap.prog, rank, gpu)
+        if isinstance(comm, int):
+            return comm
+        if gpu:                          # one GPU per process: this host's rank picks it
+            cfg = dataclasses.replace(cfg, device='gpu:%d' % comm.intra_rank)
     try:
-        result = train(cfg, explicit=explicit)
+        result = train(cfg, explicit=explicit, comm=comm)
     except _user_errors() as e:
+        if comm is not None:
+            _abort(comm, 2 if isinstance(e, ConfigError) else 1, '%s: error: %s' % (ap.prog, e))
         return _fail(ap.prog, e)
     except BrokenPipeError:
         return _stdout_gone()
@@ -214,12 +235,51 @@ def train_main(argv=None):
         # A repeated signal gave up at once (writes are atomic, so the previous checkpoint
         # file is intact), or Ctrl-C before training started. The status is the first
         # signal's (SIGTERM twice: 143).
-        print('%s: interrupted; no new checkpoint was completed (the previous one, if any, is '
-              'intact)' % ap.prog, file=sys.stderr, flush=True)
+        msg = ('%s: interrupted; no new checkpoint was completed (the previous one, if any, '
+               'is intact)' % ap.prog)
+        if comm is not None:
+            _abort(comm, 128 + int(getattr(e, 'signum', 2)), msg)
+        print(msg, file=sys.stderr, flush=True)
         return 128 + int(getattr(e, 'signum', 2))
     if result.status == 'interrupted':
         return 128 + int(result.signal or 2)
     return 0
+
+
+def _parse_quiet(ap, argv):
+    """Parse on a non-root rank: a usage error is printed by rank 0 only."""
+    saved = sys.stderr
+    sys.stderr = io.StringIO()
+    try:
+        return ap.parse_args(argv)
+    finally:
+        sys.stderr = saved
+
+
+def _communicator(prog, rank, gpu):
+    """The job's communicator (NCCL for ``gpu``) with the abort hook installed, or an exit
+    status (2) when mpi4py, or the GPU set-up, is missing (said once, by rank 0)."""
+    from seqdbr.distributed import MPIUnavailableError, create_communicator, install_abort_hook
+    try:
+        comm = create_communicator(device='gpu' if gpu else 'cpu')
+    except MPIUnavailableError as e:
+        if rank == 0:
+            print('%s: error: launched by an MPI launcher with several processes, but %s'
+                  % (prog, e), file=sys.stderr, flush=True)
+        return 2
+    except RuntimeError as e:         # GPU set-up; MPI is up: end every rank
+        import types
+        from seqdbr.distributed import abort, import_mpi
+        world = import_mpi().COMM_WORLD
+        abort(types.SimpleNamespace(rank=rank, size=world.Get_size(), mpi_comm=world), 2,
+              '%s: error: --device gpu with several processes: %s' % (prog, e))
+    install_abort_hook(comm)
+    return comm
+
+
+def _abort(comm, code, message):
+    from seqdbr.distributed import abort
+    abort(comm, code, message)
 
 
 # -----------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import os
 from seqdbr.charlm import checkpoint as ckpt_mod
 from seqdbr.charlm.errors import CheckpointError
 from seqdbr.core import seeding
+from seqdbr.distributed.state import gather_state
 from seqdbr.training.extension import PRIORITY_READER, Extension
 from seqdbr.training.reporter import as_float
 
@@ -54,10 +55,13 @@ class CharLMFormat:
         guard (DivergenceGuard), best (MinValueTrigger), history (LossHistory): the
             extensions and trigger whose state the metadata holds.
         eval_every (int): the validation period (to recognise an extra end-of-run pass).
+        comm: a data-parallel run's communicator: ``save`` gathers every rank's carried
+            state (all ``B`` streams, as one process would hold them) and rank 0 writes.
     """
 
     def __init__(self, model, optimizer, vocab, batcher, train_json, corpus_meta, guard, best,
-                 history, eval_every):
+                 history, eval_every, comm=None):
+        self.comm = comm
         self.model, self.optimizer, self.vocab = model, optimizer, vocab
         self.batcher, self.train_json, self.corpus_meta = batcher, train_json, corpus_meta
         self.guard, self.best, self.history = guard, best, history
@@ -65,6 +69,21 @@ class CharLMFormat:
         self.loaded = {}        # path -> Checkpoint already read by the program
 
     def save(self, trainer, path):
+        if self.comm is None:
+            return self._save(trainer, path)
+        local = self.model.get_state()
+        full = gather_state(self.comm, local)          # collective: every rank calls it
+        if self.comm.rank != 0:
+            return None
+        try:
+            if full is not None:
+                xp = self.model.xp
+                self.model.set_state({k: xp.asarray(v) for k, v in full.items()})
+            return self._save(trainer, path)
+        finally:
+            self.model.set_state(local)
+
+    def _save(self, trainer, path):
         b = self.batcher
         meta = {
             'kind': 'best' if os.path.basename(path) == 'best.npz' else 'latest',

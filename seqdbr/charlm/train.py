@@ -55,6 +55,7 @@ char-RNN checkpoint layout by :class:`seqdbr.charlm.snapshot.CharLMFormat`.
    otherwise a notice.
 """
 import dataclasses
+import io
 import math
 import os
 import re
@@ -71,6 +72,9 @@ from seqdbr.charlm.snapshot import CharLMFormat, LossHistory
 from seqdbr.charlm.vocab import UnknownCharacterError, Vocabulary
 from seqdbr.core import seeding
 from seqdbr.datasets.corpora import load_corpus
+from seqdbr.distributed.data import StreamShard, check_divisible
+from seqdbr.distributed.optimizer import create_multi_node_optimizer
+from seqdbr.distributed.state import local_rows
 from seqdbr.rnn.bptt import ParallelSequentialBatcher
 from seqdbr.rnn.lm_eval import LN2
 from seqdbr.training import BPTTUpdater, IntervalTrigger, MinValueTrigger, StopTrigger, Trainer
@@ -556,6 +560,7 @@ class _ValidationLine(Extension):
     that it knows whether this one was the best)."""
     priority = PRIORITY_SNAPSHOT - 10
     trigger = None
+    root_only = True
 
     def __init__(self, best_snapshot, bar, out_stream, limit):
         self.best_snapshot, self.bar, self.out, self.limit = best_snapshot, bar, out_stream, limit
@@ -590,18 +595,22 @@ LOG_FIELDS = {'loss': 'train_loss', 'bits': 'train_bpc', 'val/loss': 'val_loss',
               'val/bits': 'val_bpc', 'lr': 'lr'}
 
 
-def _build_trainer(cfg, data, model, opt, schedule, batcher, out_stream):
-    """Assemble the Trainer: updater, stop rule and extensions (the run's whole flow)."""
+def _build_trainer(cfg, data, model, opt, schedule, batcher, out_stream, comm=None):
+    """Assemble the Trainer: updater, stop rule and extensions (the run's whole flow).
+    With ``comm`` (a data-parallel run) ``opt`` is the multi-node optimizer, each rank trains
+    its rows of ``batcher``'s windows and validates its share of the streams."""
     stop = _stop_trigger(cfg)
     eval_every = cfg.eval_every or batcher.windows_per_epoch
     checkpoint_every = cfg.checkpoint_every or eval_every
     guard = DivergenceGuard('loss', factor=DIVERGENCE_FACTOR)
     best = MinValueTrigger('val/loss')
     history = LossHistory()
-    fmt = CharLMFormat(model, opt, data.vocab, batcher, cfg.to_json(), _corpus_meta(cfg, data),
-                       guard, best, history, eval_every)
-    updater = BPTTUpdater(batcher, opt, model, mode='window')
-    trainer = Trainer(updater, stop_trigger=stop, out=cfg.out, snapshot_format=fmt,
+    fmt = CharLMFormat(model, getattr(opt, 'actual_optimizer', opt), data.vocab, batcher,
+                       cfg.to_json(), _corpus_meta(cfg, data), guard, best, history,
+                       eval_every, comm=comm)
+    updater = BPTTUpdater(batcher if comm is None else StreamShard(batcher, comm), opt, model,
+                          mode='window')
+    trainer = Trainer(updater, stop_trigger=stop, out=cfg.out, snapshot_format=fmt, comm=comm,
                       overwrite=cfg.overwrite,
                       notice=lambda text: print(text, file=sys.stderr, flush=True))
     bar = ProgressBar(cfg.batch_size * cfg.seq_length, unit='chars', quiet=not cfg.progress)
@@ -610,7 +619,8 @@ def _build_trainer(cfg, data, model, opt, schedule, batcher, out_stream):
     trainer.extend(LRScheduler(schedule))
     trainer.extend(_TrainBits())
     if data.val.size >= 2:
-        trainer.extend(LMEvaluator(data.val, model, cfg.batch_size, cfg.seq_length),
+        trainer.extend(LMEvaluator(data.val, model, cfg.batch_size, cfg.seq_length,
+                                   comm=comm),
                        trigger=IntervalTrigger(eval_every, 'iteration', at_end=True))
     trainer.extend(LogReport(LOG_FIELDS, trigger=None, filename=LOG_NAME, epoch='detail'))
     trainer.extend(history)
@@ -669,7 +679,7 @@ def _print_summary(p, cfg, data, model, batcher, resume_ck, init_ck):
         p('initialized from the weights of %s' % cfg.init_from)
 
 
-def _restore_carried_state(model, ck, cfg):
+def _restore_carried_state(model, ck, cfg, comm=None):
     carried = ck.carried_state()
     if carried is None:
         return
@@ -679,6 +689,8 @@ def _restore_carried_state(model, ck, cfg):
                              % (carried['h'].shape[1], cfg.batch_size)
                              if carried['h'].ndim >= 2 else
                              'h has shape %s' % (carried['h'].shape,))
+        if comm is not None:          # the snapshot holds every stream; keep this rank's
+            carried = local_rows(comm, carried)
         model.set_state(carried)
     except (KeyError, ValueError) as e:
         raise CheckpointError('checkpoint %s: the stored hidden state does not fit the '
@@ -751,7 +763,7 @@ def _finish(p, trainer, fmt, cfg, status, t_run):
     p('checkpoints: %s%s; log: %s' % (latest, (', ' + best) if os.path.exists(best) else '',
                                       log))
     plot = None
-    if status != 'interrupted':
+    if status != 'interrupted' and trainer.is_root:
         plot = _plot(os.path.join(cfg.out, PLOT_NAME), fmt.history.train, fmt.history.val,
                      p.stream)
         if plot:
@@ -771,7 +783,7 @@ def _printer(out_stream):
     return p
 
 
-def train(config, explicit=None, out_stream=None):
+def train(config, explicit=None, out_stream=None, comm=None):
     """Run a training job (see the module docstring for what happens).
 
     Args:
@@ -781,6 +793,12 @@ def train(config, explicit=None, out_stream=None):
             checkpoint's; None means "every option that differs from its default".
         out_stream: where the summary lines go (default ``sys.stdout``); the progress bar
             goes to ``sys.stderr``.
+        comm: a :mod:`seqdbr.distributed` communicator for a data-parallel run (each of its
+            ``size`` processes calls ``train`` with the same options): the global batch stays
+            ``batch_size`` streams, split in equal shares across the ranks; gradients are
+            averaged before the optimizer's hooks; validation is split across the ranks;
+            rank 0 alone prints and writes. Snapshots hold every stream's carried state, so
+            they resume with any number of processes that divides ``batch_size``.
 
     Returns:
         TrainResult.
@@ -794,7 +812,14 @@ def train(config, explicit=None, out_stream=None):
             a failed write.
         TrainingDiverged: the divergence guard stopped the run.
     """
+    if comm is not None and comm.rank != 0:
+        out_stream = io.StringIO()            # rank 0 prints
     p = _printer(sys.stdout if out_stream is None else out_stream)
+    if comm is not None and config.batch_size % comm.size:
+        try:
+            check_divisible(config.batch_size, comm.size)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
     explicit = set(_explicit_fields(config) if explicit is None else explicit)
     # Everything that can fail on bad input happens before anything is written.
     cfg, resume_ck, init_ck = _open_checkpoints(config, explicit)
@@ -806,8 +831,11 @@ def train(config, explicit=None, out_stream=None):
     if resume_ck or init_ck:
         (resume_ck or init_ck).load_params_into(model)
     opt, schedule = _make_optimizer(cfg, model)
+    if comm is not None:
+        opt = create_multi_node_optimizer(opt, comm)
+        comm.bcast_data(model)
     batcher = ParallelSequentialBatcher(data.train, cfg.batch_size, cfg.seq_length)
-    trainer, fmt = _build_trainer(cfg, data, model, opt, schedule, batcher, p.stream)
+    trainer, fmt = _build_trainer(cfg, data, model, opt, schedule, batcher, p.stream, comm)
     if resume_ck is not None:
         fmt.loaded[cfg.resume] = resume_ck
         trainer.resume(cfg.resume)
@@ -817,7 +845,7 @@ def train(config, explicit=None, out_stream=None):
         except (RuntimeError, ValueError) as e:
             raise ConfigError('--device %s: %s' % (cfg.device, e)) from None
     if resume_ck is not None:
-        _restore_carried_state(model, resume_ck, cfg)
+        _restore_carried_state(model, resume_ck, cfg, comm)
     _print_summary(p, cfg, data, model, batcher, resume_ck, init_ck)
     limit = trainer.stop_trigger.total_iterations(trainer.updater)
     if resume_ck is not None and limit is not None and batcher.iteration >= limit:
@@ -832,6 +860,7 @@ def train(config, explicit=None, out_stream=None):
                            best_val_loss=fmt.best.best, latest=os.path.abspath(cfg.resume),
                            best=q if os.path.exists(q) else None,
                            log=os.path.join(cfg.out, LOG_NAME), plot=None)
-    _prepare_out_dir(cfg, resume_ck is not None, p)
+    if trainer.is_root:
+        _prepare_out_dir(cfg, resume_ck is not None, p)
     status = _run(trainer, trainer.get_extension('DivergenceGuard'), cfg)
     return _finish(p, trainer, fmt, cfg, status, trainer.run_seconds)

@@ -299,19 +299,28 @@ def _settings(config, n_in, n_train):
             'the input size': n_in, '--train-size': n_train}
 
 
-def build_trainer(config, model, opt, train_set, test_set, out):
-    """The run's Trainer: updater, stop rule, evaluation, log, report, checkpoint."""
+def build_trainer(config, model, opt, train_set, test_set, out, comm=None):
+    """The run's Trainer: updater, stop rule, evaluation, log, report, checkpoint.
+
+    With ``comm`` (a data-parallel run, ``opt`` the multi-node optimizer) every rank draws
+    the same global batch of ``batchsize`` examples and trains its equal slice of it
+    (:class:`seqdbr.distributed.BatchShard`), the test set is split across the ranks, and
+    rank 0 prints and writes."""
     device = model.device
     it = SerialIterator(train_set, config.batchsize, repeat=True, shuffle=True,
                         seed=config.seed)
+    if comm is not None:
+        from seqdbr.distributed import BatchShard
+        it = BatchShard(it, comm)
     graph = os.path.join(out, GRAPH) if config.dot and not config.resume else None
     updater = StandardUpdater(it, opt, _loss_fn(model, graph), device=device)
     n_in = int(numpy.prod(train_set[0][0].shape))
     fmt = NpzSnapshotFormat('mnist-mlp', _settings(config, n_in, len(train_set)))
     stop = StopTrigger(max_epochs=config.epochs, max_iterations=config.max_iters)
-    trainer = Trainer(updater, stop_trigger=stop, out=out, snapshot_format=fmt)
+    trainer = Trainer(updater, stop_trigger=stop, out=out, snapshot_format=fmt, comm=comm)
     trainer.extend(E.Evaluator(test_set, classifier_metrics(model), config.batchsize,
-                               device=device, prefix='test/'), trigger=(1, 'epoch'))
+                               device=device, prefix='test/', comm=comm),
+                   trigger=(1, 'epoch'))
     trainer.extend(E.LogReport(LOG_FIELDS, trigger=(1, 'epoch'), filename=LOG))
     if config.verbose:
         trainer.extend(E.PrintReport(['loss', 'accuracy', 'test/loss', 'test/accuracy']))
@@ -321,7 +330,7 @@ def build_trainer(config, model, opt, train_set, test_set, out):
     return trainer
 
 
-def train(config, data=None):
+def train(config, data=None, comm=None):
     """Train (or resume training) the MNIST MLP as ``config`` says.
 
     Args:
@@ -329,6 +338,8 @@ def train(config, data=None):
         data (tuple or None): ``(train, test)`` datasets of ``(float32 (784,), int32)``
             examples to use instead of loading MNIST (``train_size``/``test_size`` still
             apply).
+        comm: a :mod:`seqdbr.distributed` communicator for a data-parallel run (see
+            :func:`build_trainer`); ``batchsize`` must be a multiple of ``comm.size``.
 
     Returns:
         MnistRun.
@@ -352,10 +363,15 @@ def train(config, data=None):
         raise FileNotFoundError('--resume: there is no checkpoint %s to resume from; run '
                                 'without --resume to start afresh' % ckpt_path)
     model, opt = build(config, int(numpy.prod(train_set[0][0].shape)))
-    trainer = build_trainer(config, model, opt, train_set, test_set, out)
+    if comm is not None:
+        from seqdbr.distributed import check_divisible, create_multi_node_optimizer
+        check_divisible(config.batchsize, comm.size, flag='--batchsize')
+        opt = create_multi_node_optimizer(opt, comm)
+        comm.bcast_data(model)
+    trainer = build_trainer(config, model, opt, train_set, test_set, out, comm)
     if config.resume:
         trainer.resume(ckpt_path)
-        if config.verbose:
+        if config.verbose and trainer.is_root:
             print('resumed from %s at iteration %d (epoch %.2f)'
                   % (ckpt_path, trainer.updater.iteration, trainer.updater.epoch_detail))
     status = trainer.run()

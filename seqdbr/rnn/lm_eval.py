@@ -59,7 +59,7 @@ def _score(model, x_host, t_host, xp):
     return backend.fetch_scalars(per_token.array.sum(dtype=numpy.float64))[0]
 
 
-def evaluate_tokens(model, tokens, batch_size, bptt_len):
+def evaluate_tokens(model, tokens, batch_size, bptt_len, streams=None):
     """Score every next-character prediction over ``tokens``.
 
     Args:
@@ -68,6 +68,11 @@ def evaluate_tokens(model, tokens, batch_size, bptt_len):
         batch_size (int): parallel streams (reduced to ``len(tokens) - 1`` for tiny arrays).
         bptt_len (int): window length in steps (only memory and speed depend on it; the
             result does not, up to float rounding).
+        streams (tuple or None): ``(lo, hi)``: score only streams ``lo..hi-1`` of the
+            ``batch_size`` streams (and the tail that continues the last stream when
+            ``hi`` includes it); the result then covers those targets only
+            (``num_tokens`` of them, possibly 0 with a NaN loss). Data-parallel evaluation
+            gives each process a share and combines ``loss * num_tokens`` sums.
 
     Returns:
         EvalResult.
@@ -89,6 +94,11 @@ def evaluate_tokens(model, tokens, batch_size, bptt_len):
     L = n_targets // B
     inputs = tokens[:B * L].reshape(B, L)
     targets = tokens[1:B * L + 1].reshape(B, L)
+    lo, hi = (0, B) if streams is None else (max(0, min(streams[0], B)),
+                                             max(0, min(streams[1], B)))
+    inputs, targets = inputs[lo:hi], targets[lo:hi]
+    rest = n_targets - B * L if hi == B and hi > lo else 0
+    scored = (hi - lo) * L + rest
     xp = model.xp
     saved = model.get_state()
     total = 0.0
@@ -96,28 +106,27 @@ def evaluate_tokens(model, tokens, batch_size, bptt_len):
         model.reset_state()
         with no_backprop_mode(), using_config('train', False), \
                 backend.using_device(model.device):
-            for lo in range(0, L, bptt_len):
-                hi = min(lo + bptt_len, L)
-                total += _score(model, inputs[:, lo:hi], targets[:, lo:hi], xp)
-            rest = n_targets - B * L
+            for a in range(0, L if hi > lo else 0, bptt_len):
+                b = min(a + bptt_len, L)
+                total += _score(model, inputs[:, a:b], targets[:, a:b], xp)
             if rest:
                 # Targets B*L+1 .. N-1 continue the last stream: keep only its state row.
                 state = model.get_state()
-                model.set_state({k: v[:, B - 1:B] for k, v in state.items()})
+                model.set_state({k: v[:, -1:] for k, v in state.items()})
                 tail_x = tokens[B * L:n_targets][None, :]
                 tail_t = tokens[B * L + 1:][None, :]
-                for lo in range(0, rest, bptt_len):
-                    hi = min(lo + bptt_len, rest)
-                    total += _score(model, tail_x[:, lo:hi], tail_t[:, lo:hi], xp)
+                for a in range(0, rest, bptt_len):
+                    b = min(a + bptt_len, rest)
+                    total += _score(model, tail_x[:, a:b], tail_t[:, a:b], xp)
     finally:
         if saved is None:
             model.reset_state()
         else:
             model.set_state(saved)
-    loss = total / n_targets
+    loss = total / scored if scored else float('nan')
     try:
         ppl = math.exp(loss)
     except OverflowError:
         ppl = math.inf
     return EvalResult(loss=loss, bits_per_char=loss / LN2, perplexity=ppl,
-                      num_tokens=int(n_targets))
+                      num_tokens=int(scored))

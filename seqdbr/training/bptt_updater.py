@@ -116,7 +116,7 @@ class BPTTUpdater(Updater):
         self.batcher.serialize(s['batcher'])
         self.rnn_model.serialize(s['model'])
         self.optimizer.serialize(s['optimizer'])
-        _serialize_state(self.rnn_model, s['state'])
+        _serialize_state(self.rnn_model, s['state'], self.batcher)
 
 
 def _reset(model):
@@ -167,10 +167,16 @@ def set_carried_state(model, state):
             link.set_state(Variable(xp.asarray(c), requires_grad=False), h)
 
 
-def _serialize_state(model, s):
-    """Save or load the carried state: a JSON list of names plus one array per name."""
+def _serialize_state(model, s, batcher=None):
+    """Save or load the carried state: a JSON list of names plus one array per name.
+
+    A batcher that shares its streams across processes (``seqdbr.distributed.StreamShard``)
+    has ``gather_carried`` / ``local_carried``: the snapshot then holds every stream's state
+    and each process loads its own rows."""
     if not isinstance(s, Deserializer):
         state = get_carried_state(model)
+        if hasattr(batcher, 'gather_carried'):
+            state = batcher.gather_carried(state)
         s('names', json.dumps(sorted(state)))
         for name in sorted(state):
             s(name.replace('/', '.'), state[name])
@@ -184,4 +190,6 @@ def _serialize_state(model, s):
         if value is None:
             raise ValueError('the stored carried state lacks %r' % name)
         loaded[name] = numpy.asarray(value)
+    if loaded and hasattr(batcher, 'local_carried'):
+        loaded = batcher.local_carried(loaded)
     set_carried_state(model, loaded)

@@ -12,6 +12,10 @@ with optional methods:
 * ``drop_extra(iteration, keys)``: forget what an *extra* end-of-run firing of another
   extension reported at ``iteration`` (see :class:`seqdbr.training.Trainer`).
 
+``root_only = True`` marks an extension that only writes or prints (a log, a report, a
+progress bar, a plot): in a data-parallel run (``Trainer(comm=...)``) it runs on rank 0
+only.
+
 Attributes read by :meth:`Trainer.extend` when not given there: ``trigger`` (default every
 iteration), ``priority`` (higher runs first) and ``name``.
 
@@ -37,6 +41,7 @@ class Extension:
     trigger = (1, 'iteration')
     priority = PRIORITY_READER
     name = None
+    root_only = False
 
     @property
     def default_name(self):

@@ -83,6 +83,8 @@ class NpzSnapshotFormat:
             arrays = serializers.serialize_to_dict(trainer)
         except serializers.SerializationError as e:
             raise SnapshotError('cannot snapshot the training state: %s' % e) from None
+        if not getattr(trainer, 'is_root', True):
+            return None         # a data-parallel run: rank 0 writes
         meta = {'format': FORMAT, 'version': VERSION, 'program': self.program,
                 'settings': self.settings, 'iteration': int(trainer.updater.iteration),
                 'model': model_signature(trainer.updater.model)}

@@ -31,12 +31,14 @@ import sys
 import tempfile
 import time
 
+import numpy
+
 from seqdbr.core import seeding
 from seqdbr.core.atomic import clean_stale_temp_files
 from seqdbr.core.dirlock import DirectoryLock
 from seqdbr.training.errors import OutputError, TrainingDiverged
 from seqdbr.training.extension import PRIORITY_READER
-from seqdbr.training.reporter import reporting
+from seqdbr.training.reporter import as_float, reporting
 from seqdbr.training.signals import SignalCatcher
 from seqdbr.training.snapshot_format import NpzSnapshotFormat
 from seqdbr.training.triggers import get_stop_trigger, get_trigger
@@ -71,6 +73,14 @@ class Trainer:
     (:class:`seqdbr.core.dirlock.DirectoryLock`) while it trains, so a second trainer on the
     same folder stops with an error naming the first; a lock left by a dead process is
     taken over with a notice, and temp files that killed writers left are removed.
+        comm: a :mod:`seqdbr.distributed` communicator for a data-parallel run (None: one
+            process). Then after every update the ranks agree, in one small Allreduce, on
+            the observations the updater reported (their mean over the ranks; ``lr`` is
+            left as it is) and on whether to stop (any rank's time budget or signal stops
+            every rank after the same iteration); extensions whose ``root_only`` attribute
+            is true (logs, printed reports, the progress bar, plots) run on rank 0 only;
+            snapshots are assembled on every rank (collectives may run in
+            ``serialize``) and written by rank 0 only.
 
     Attributes:
         observation (dict): this iteration's reported values.
@@ -88,8 +98,10 @@ class Trainer:
     """
 
     def __init__(self, updater, stop_trigger=None, out='result', snapshot_format=None,
-                 program='seqdbr', overwrite=False, notice=None):
+                 program='seqdbr', overwrite=False, notice=None, comm=None):
         self.updater = updater
+        self.comm = comm
+        self.is_root = comm is None or comm.rank == 0
         self.stop_trigger = get_stop_trigger(stop_trigger)
         self.out = None if out is None else os.fspath(out)
         self.snapshot_format = snapshot_format or NpzSnapshotFormat(program)
@@ -185,11 +197,11 @@ class Trainer:
             self.stop_reason = 'done'
             return self.stop_reason
         lock = contextlib.nullcontext()
-        if self.out is not None:
+        if self.out is not None and self.is_root:
             _prepare_out(self.out)
             lock = DirectoryLock(self.out, notice=self.notice)
         with lock:
-            if self.out is not None:
+            if self.out is not None and self.is_root:
                 self._claim_out()
             return self._run()
 
@@ -210,7 +222,9 @@ class Trainer:
                         % (path, size))
 
     def _run(self):
-        entries = sorted(self._entries.values(), key=lambda e: -e.priority)
+        entries = sorted((e for e in self._entries.values()
+                          if self.is_root or not getattr(e.ext, 'root_only', False)),
+                         key=lambda e: -e.priority)
         with SignalCatcher() as catcher:
             self._catcher = catcher
             self._t0 = time.perf_counter()
@@ -249,6 +263,8 @@ class Trainer:
             self.updater.update()
             self.stop_reason = self.stop_trigger.reason(self) or (
                 'interrupted' if catcher.signum is not None else None)
+            if self.comm is not None:
+                self.stop_reason = _agree(self.comm, obs, self.stop_reason)
             for e in entries:
                 if e.priority < PRIORITY_READER and self.diverged is not None:
                     break
@@ -302,6 +318,27 @@ class Trainer:
                 if hasattr(obj, 'serialize') and (stored is None or (space, e.name) in stored):
                     obj.serialize(s[space][e.name])
         self.stored_states = None
+
+
+#: Stop reasons in the order of precedence when ranks differ.
+_REASONS = ('done', 'time budget', 'interrupted', 'stopped')
+
+
+def _agree(comm, obs, reason):
+    """Average the updater's observations over the ranks and agree on the stop reason, in
+    one Allreduce of ``len(obs) + 4`` float64 numbers."""
+    keys = sorted(k for k in obs if k != 'lr')
+    values = [as_float(obs[k]) for k in keys]
+    flags = [1.0 if reason == r else 0.0 for r in _REASONS]
+    if reason is not None and reason not in _REASONS:
+        flags[-1] = 1.0
+    out = comm.allreduce_array(numpy.array(values + flags, dtype=numpy.float64))
+    for i, k in enumerate(keys):
+        obs[k] = float(out[i] / comm.size)
+    for i, r in enumerate(_REASONS):
+        if out[len(keys) + i] > 0:
+            return reason if reason is not None and r == 'stopped' else r
+    return None
 
 
 def _prepare_out(out):

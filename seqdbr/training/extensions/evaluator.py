@@ -7,10 +7,18 @@ keep the model's carried recurrent state as it was, and mark the run diverged wh
 loss is not finite. They skip the pass when the run has diverged, or when a signal stopped
 the run and the pass is an extra end-of-run one (a scheduled pass still runs, so a resumed
 run equals an uninterrupted one).
+
+Data-parallel runs (``comm=`` a :mod:`seqdbr.distributed` communicator): each rank scores a
+contiguous share (of the examples, or of the evaluation streams) and the weighted sums and
+weights are added over the ranks in one Allreduce, so every rank reports the value a single
+process computes on the whole set (up to float rounding in the sums).
 """
+import numpy
+
 import math
 import numbers
 
+from seqdbr.core import backend
 from seqdbr.core.config import no_backprop_mode, using_config
 from seqdbr.core.variable import Variable
 from seqdbr.datasets.iterators import SerialIterator, concat_examples
@@ -53,9 +61,10 @@ class _EvaluatorBase(Extension):
     trigger = (1, 'epoch')
     priority = PRIORITY_WRITER
 
-    def __init__(self, model, prefix):
+    def __init__(self, model, prefix, comm=None):
         self.model = model
         self.prefix = prefix
+        self.comm = comm
 
     def __call__(self, trainer):
         if trainer.diverged is not None or (trainer.stop_reason == 'interrupted'
@@ -93,13 +102,24 @@ class Evaluator(_EvaluatorBase):
         model (Link or None): whose carried recurrent state is saved and restored.
         prefix (str): prefix of the reported names (default ``'val/'``).
         lm (bool): also report ``bits`` and ``perplexity`` from ``loss`` (nats/token).
+        comm: a communicator: each rank scores ``dataset[lo:hi]`` of its share (see the
+            module docstring).
+
+    Raises:
+        ValueError: an empty dataset, or fewer examples than ranks.
     """
 
     def __init__(self, dataset, eval_fn, batch_size=100, converter=concat_examples,
-                 device=None, model=None, prefix='val/', lm=False):
-        super().__init__(model, prefix)
+                 device=None, model=None, prefix='val/', lm=False, comm=None):
+        super().__init__(model, prefix, comm)
         if len(dataset) == 0:
             raise ValueError('Evaluator: the dataset is empty; give it at least one example')
+        if comm is not None:
+            if len(dataset) < comm.size:
+                raise ValueError('Evaluator: %d examples cannot be shared by %d processes; '
+                                 'use a bigger validation set' % (len(dataset), comm.size))
+            lo, hi = comm.split_range(len(dataset))
+            dataset = _Slice(dataset, lo, hi)
         self.dataset, self.eval_fn, self.batch_size = dataset, eval_fn, batch_size
         self.converter, self.device, self.lm = converter, device, lm
 
@@ -112,7 +132,7 @@ class Evaluator(_EvaluatorBase):
                 self.eval_fn(*args) if isinstance(args, tuple) else self.eval_fn(args))
             metrics, weight = _normalize(out, len(batch))
             acc.add(metrics, weight)
-        means = acc.means()
+        means = acc.means() if self.comm is None else _reduce_means(self.comm, acc)
         if self.lm and 'loss' in means:
             means.update(lm_metrics(float(means['loss'])))
         return means
@@ -126,14 +146,54 @@ class LMEvaluator(_EvaluatorBase):
         model: the language model (the protocol of :mod:`seqdbr.rnn.lm_eval`).
         batch_size, bptt_len (int): the evaluation layout (streams, window).
         prefix (str): default ``'val/'``.
+        comm: a communicator: each rank scores a contiguous share of the ``batch_size``
+            evaluation streams; the token-weighted loss is reduced over the ranks.
     """
 
-    def __init__(self, tokens, model, batch_size, bptt_len, prefix='val/'):
-        super().__init__(model, prefix)
+    def __init__(self, tokens, model, batch_size, bptt_len, prefix='val/', comm=None):
+        super().__init__(model, prefix, comm)
         if getattr(tokens, 'size', len(tokens)) < 2:
             raise ValueError('LMEvaluator needs at least 2 tokens (1 input, 1 target)')
         self.tokens, self.batch_size, self.bptt_len = tokens, batch_size, bptt_len
 
     def evaluate(self):
+        if self.comm is not None:
+            return self._evaluate_shared()
         r = evaluate_tokens(self.model, self.tokens, self.batch_size, self.bptt_len)
         return {'loss': r.loss, 'bits': r.bits_per_char, 'perplexity': r.perplexity}
+
+    def _evaluate_shared(self):
+        n_streams = min(int(self.batch_size), int(getattr(self.tokens, 'size',
+                                                          len(self.tokens))) - 1)
+        r = evaluate_tokens(self.model, self.tokens, self.batch_size, self.bptt_len,
+                            streams=self.comm.split_range(n_streams))
+        part = r.loss * r.num_tokens if r.num_tokens else 0.0
+        total, count = self.comm.allreduce_array(numpy.array([part, r.num_tokens],
+                                                             dtype=numpy.float64))
+        return lm_metrics(float(total / count))
+
+
+class _Slice:
+    """``dataset[lo:hi]`` as a view."""
+
+    def __init__(self, dataset, lo, hi):
+        self.dataset, self.lo, self.hi = dataset, lo, hi
+
+    def __len__(self):
+        return self.hi - self.lo
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        return self.dataset[self.lo + i]
+
+
+def _reduce_means(comm, acc):
+    """Example- (or token-) weighted means over every rank's accumulator."""
+    names = sorted(acc._sums or {})
+    sums = [float(v) for v in backend.fetch_scalars(*[acc._sums[k] for k in names])] \
+        if names else []
+    out = comm.allreduce_array(numpy.array(sums + [acc.count], dtype=numpy.float64))
+    return {k: float(out[i] / out[-1]) for i, k in enumerate(names)}

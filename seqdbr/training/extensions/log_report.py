@@ -39,6 +39,7 @@ class LogReport(Extension):
         WriteError: the log cannot be written (disk full).
         OutputError: a resumed run's log is damaged.
     """
+    root_only = True        # a distributed run writes/prints on rank 0 only
     trigger = None          # sees every iteration; writes on its own trigger
     priority = PRIORITY_READER + 10
 

@@ -26,6 +26,7 @@ class PlotReport(Extension):
         filename (str): relative to the trainer's ``out``.
         ylabel (str or None): the y axis label.
     """
+    root_only = True        # a distributed run writes/prints on rank 0 only
     trigger = None
     priority = PRIORITY_READER
 

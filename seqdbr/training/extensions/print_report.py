@@ -21,6 +21,7 @@ class PrintReport(Extension):
         width (int): minimum column width.
         log_report (str): the name of the LogReport extension to read.
     """
+    root_only = True        # a distributed run writes/prints on rank 0 only
     trigger = (1, 'epoch')
     priority = PRIORITY_READER
 

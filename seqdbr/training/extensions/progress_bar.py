@@ -22,6 +22,7 @@ class ProgressBar(Extension):
         quiet (bool): no bar.
         file: the bar's stream (default ``sys.stderr``).
     """
+    root_only = True        # a distributed run writes/prints on rank 0 only
     trigger = None
     priority = PRIORITY_READER
 

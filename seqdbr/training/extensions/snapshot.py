@@ -16,7 +16,8 @@ class Snapshot(Extension):
     :class:`~seqdbr.training.triggers.MinValueTrigger` as the trigger. Snapshots run after
     every other extension and never after a diverged iteration. An ``(N, unit)`` trigger
     (default once per epoch) also fires when the run stops (a limit, a signal), so the last
-    state is always saved.
+    state is always saved. In a data-parallel run it runs on every rank (the state may be
+    gathered) and rank 0 writes the file.
 
     Attributes:
         last_path (str or None): the file written last.
@@ -48,7 +49,7 @@ class Snapshot(Extension):
             self.written = [q for q in self.written if q != path] + [path]
         trainer.save(path)
         self.last_path, self.last_iteration = path, u.iteration
-        if self.keep_last is not None:
+        if self.keep_last is not None and getattr(trainer, 'is_root', True):
             while len(self.written) > self.keep_last:
                 old = self.written.pop(0)
                 try:
