@@ -342,11 +342,11 @@ def test_metadata_refusals_in_full(tmp_path):
     assert _refusal(p) == ("%s is not a seqdbr char-RNN checkpoint: it has no 'meta' entry "
                            '(entries: %s)' % (p, names))
     p = _write(tmp_path, 'empty.npz', {'meta': numpy.zeros((2, 2), numpy.uint8)})
-    assert _refusal(p) == ("%s: the 'meta' entry must be a 1-D uint8 array of JSON text, got "
-                           'uint8 (2, 2); the file is corrupt' % p)
+    assert _refusal(p) == ("checkpoint %s: the 'meta' entry must be a 1-D uint8 array of JSON "
+                           'text, got uint8 (2, 2); the file is corrupt' % p)
     p = _write(tmp_path, 'int.npz', {'meta': numpy.zeros(3, numpy.int32)})
-    assert _refusal(p) == ("%s: the 'meta' entry must be a 1-D uint8 array of JSON text, got "
-                           'int32 (3,); the file is corrupt' % p)
+    assert _refusal(p) == ("checkpoint %s: the 'meta' entry must be a 1-D uint8 array of JSON "
+                           'text, got int32 (3,); the file is corrupt' % p)
     for fmt_meta, shown in (({'format': 'other'}, "'other'"), ([1, 2], 'None')):
         p = _write(tmp_path, 'fmt.npz', arrays, fmt_meta)
         assert _refusal(p) == ('%s is not a seqdbr char-RNN checkpoint (metadata format %s, '
@@ -376,16 +376,21 @@ def test_parameter_refusals_in_full(tmp_path):
     bad = dict(arrays)
     bad['params/out/b'] = bad['params/out/b'].astype(numpy.int64)
     p = _write(tmp_path, 'intparam.npz', bad)
-    assert _refusal(p) == ('%s: parameter out/b has dtype int64, expected a float dtype; '
-                           'the file is corrupt' % p)
+    assert _refusal(p) == (
+        'checkpoint %s: its parameters do not fit the stored model configuration (%s): '
+        'out/b has dtype int64, expected float32; the file is corrupt'
+        % (p, "vocab_size=15, rnn_size=8, num_layers=2, dropout=0.0, model='lstm', "
+              "impl='nstep', forget_bias=0.0"))
     only_meta = {k: v for k, v in arrays.items() if not k.startswith('params/')}
     p = _write(tmp_path, 'noparams.npz', only_meta)
     assert _refusal(p) == '%s holds no parameters; the file is corrupt' % p
     V, H = meta['model']['vocab_size'], meta['model']['rnn_size']
     p = _write(tmp_path, 'vsize.npz', arrays,
                dict(meta, model=dict(meta['model'], vocab_size=V + 1)))
-    assert _refusal(p) == ('checkpoint %s: the model has vocab_size %d but the stored '
-                           'vocabulary has %d symbols; the file is corrupt' % (p, V + 1, V))
+    msg = _refusal(p)                    # the stored shapes contradict the configuration
+    assert msg.startswith('checkpoint %s: its parameters do not fit the stored model '
+                          'configuration (vocab_size=%d' % (p, V + 1))
+    assert 'embed/W has shape (%d, %d), expected (%d, %d)' % (V, H, V + 1, H) in msg
     for name in ('embed/W', 'out/W', 'out/b'):
         bad = dict(arrays)
         bad['params/' + name] = bad['params/' + name][:-1]
@@ -393,9 +398,10 @@ def test_parameter_refusals_in_full(tmp_path):
         want = (V,) if name == 'out/b' else (V, H)
         got = (V - 1,) if name == 'out/b' else (V - 1, H)
         assert _refusal(p) == (
-            'checkpoint %s: parameter %s has shape %s but the stored model configuration '
-            '(vocab_size=%r, rnn_size=%r) implies %s; the file is corrupt'
-            % (p, name, got, V, H, want))
+            "checkpoint %s: its parameters do not fit the stored model configuration "
+            "(vocab_size=%r, rnn_size=%r, num_layers=2, dropout=0.0, model='lstm', "
+            "impl='nstep', forget_bias=0.0): %s has shape %s, expected %s; the file is corrupt"
+            % (p, V, H, name, got, want))
 
 
 def test_properties_and_repr(tmp_path):
@@ -557,12 +563,12 @@ def test_empty_archive_and_unreadable_file_messages(tmp_path, monkeypatch):
     bad = tmp_path / 'badjson.npz'
     numpy.savez(bad, meta=numpy.frombuffer(b'{"format": 1', numpy.uint8))
     msg = _refusal(str(bad))
-    assert msg.startswith('%s: the metadata is not valid JSON (' % bad)
+    assert msg.startswith('checkpoint %s: the metadata is not valid JSON (' % bad)
     assert msg.endswith('); the file is corrupt')
 
     def denied(path):
         raise PermissionError(13, 'Permission denied', path)
 
-    monkeypatch.setattr(serializers, 'load_npz_dict', denied)
+    monkeypatch.setattr(ckpt_mod, '_read_checked', denied)
     assert _refusal(p) == ("cannot read checkpoint %s: [Errno 13] Permission denied: %r"
                            % (p, p))

@@ -519,17 +519,20 @@ def test_saver_type_messages():
         "use a numeric or str dtype")
 
 
-def test_float64_file_loads_into_float32_arrays_same_kind_only():
-    target = numpy.zeros(2, numpy.float32)
+def test_stored_dtypes_must_match_exactly():
+    """Issue 14: a float64 file is not cast into float32 arrays (nor floats into ints)."""
     d = S.DictionaryDeserializer({'a': numpy.array([0.1, 2.5])})
+    target = numpy.zeros(2, numpy.float32)
     d('a', target)
-    d.finish()
-    numpy.testing.assert_array_equal(target, numpy.array([0.1, 2.5], numpy.float32))
+    assert _raises(S.LoadError, d.finish) == (
+        'could not load the state:\n'
+        '  a: stored dtype float64, expected float32 (dtypes must match exactly; convert the '
+        'file if the change is intended)')
+    assert not target.any()
     d = S.DictionaryDeserializer({'a': numpy.array([0.5, 1.5])}, name='f.npz')
     d('a', numpy.zeros(2, numpy.int32))
-    assert _raises(S.LoadError, d.finish) == (
-        'could not load the state from f.npz:\n'
-        '  a: stored dtype float64 cannot be cast to int32')
+    assert _raises(S.LoadError, d.finish).startswith(
+        'could not load the state from f.npz:\n  a: stored dtype float64, expected int32')
 
 
 @pytest.mark.parametrize('shape,ok', [((), True), ((1,), True), ((1, 1), True), ((2,), False),
@@ -556,13 +559,14 @@ def test_scalar_kind_mismatch_messages():
     assert d('s', 0) == 0                  # a str is not an int
     assert d('i', 'txt') == 'txt'          # an int is not a str
     assert d('f', 2) == 2                  # a float would be truncated to an int
-    assert d('b', 0) == 1 and d('i', True) is True and d('i', 0.0) == 3.0
-    assert _raises(S.LoadError, d.finish) == (
-        'could not load the state:\n'
-        '  f: stored dtype float64, expected a bool\n'
-        '  s: stored dtype <U1, expected a int\n'
-        '  i: stored dtype int64, expected a str\n'
-        '  f: stored a float (float64), expected an int')
+    # a bool is not an int, an int is neither a bool nor a float: all refused (issue 14)
+    assert d('b', 0) == 0 and d('i', True) is True and d('i', 0.0) == 0.0
+    why = ' (the stored dtype must match the kind of the value exactly)'
+    assert _raises(S.LoadError, d.finish) == 'could not load the state:\n' + '\n'.join(
+        '  %s: stored a %s value, expected %s%s' % (k, dt, want, why) for k, dt, want in (
+            ('f', 'float64', 'a bool'), ('s', '<U1', 'an int'), ('i', 'int64', 'a str'),
+            ('f', 'float64', 'an int'), ('b', 'bool', 'an int'), ('i', 'int64', 'a bool'),
+            ('i', 'int64', 'a float')))
     d = S.DictionaryDeserializer({'x': numpy.zeros(2)})
     assert _raises(S.SerializationError, d, 'x', [0, 0]) == (
         "cannot load 'x' into a list: pass an array (filled in place), a Python scalar or None")
@@ -638,16 +642,16 @@ def test_load_npz_dict_messages_in_full(tmp_path):
     numpy.savez(obj, stats=numpy.array([1, 'a', None], dtype=object))
     assert _raises(S.SerializationError, S.load_npz_dict, obj) == (
         "%s: entry 'stats' is an object (pickled) array; seqdbr never loads pickles (re-save "
-        'it with numeric or str arrays)' % obj)
+        'it with numeric or str arrays); the file is corrupt or was not written by seqdbr'
+        % obj)
     npy = tmp_path / 'arr.npy'
     numpy.save(npy, numpy.zeros(3))
     assert _raises(S.SerializationError, S.load_npz_dict, npy) == \
         '%s holds a single .npy array, not an .npz archive' % npy
     pickled = tmp_path / 'p.npy'
     numpy.save(pickled, numpy.array([1, None], dtype=object))
-    assert _raises(S.SerializationError, S.load_npz_dict, pickled) == (
-        '%s is not a readable .npz archive (truncated or corrupt?): neither an npz archive '
-        'nor an npy array (seqdbr never loads pickles)' % pickled)
+    assert _raises(S.SerializationError, S.load_npz_dict, pickled) == \
+        '%s holds a single .npy array, not an .npz archive' % pickled       # never unpickled
     empty = tmp_path / 'empty.npz'
     empty.write_bytes(b'')
     assert _raises(S.SerializationError, S.load_npz_dict, empty).startswith(
