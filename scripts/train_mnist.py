@@ -69,6 +69,9 @@ def build_parser():
                    help='use only the first N training examples (quick checks)')
     p.add_argument('--test-size', type=int, default=None,
                    help='use only the first N test examples (quick checks)')
+    p.add_argument('--overwrite', action='store_true',
+                   help='let a new run replace an earlier run in --out (without it such a '
+                        'folder is refused; use --resume to continue it)')
     p.add_argument('--max-iters', type=int, default=None,
                    help='also stop after this many iterations in total (resumable mid-epoch)')
     p.add_argument('--no-progress', action='store_true', help='no progress bar')
@@ -81,7 +84,8 @@ def config_from_args(args):
                              data_dir=args.data_dir, dot=args.dot, seed=args.seed,
                              alpha=args.alpha, train_size=args.train_size,
                              test_size=args.test_size, max_iters=args.max_iters,
-                             progress=not args.no_progress, arch=args.arch)
+                             overwrite=args.overwrite, progress=not args.no_progress,
+                             arch=args.arch)
 
 
 def _fail(prog, error):

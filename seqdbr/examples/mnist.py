@@ -160,6 +160,9 @@ class MnistConfig:
             (None: all; 60,000 and 10,000). For quick checks.
         max_iters (int or None): also stop after this many iterations in total (a run
             stopped mid-epoch resumes exactly).
+        overwrite (bool): a new run may replace an earlier run in ``out`` (without it, and
+            without ``resume``, such a folder is refused; the earlier files change only once
+            the new run has saved its first checkpoint).
         progress (bool): show a tqdm progress bar (stderr).
         verbose (bool): print one table row per epoch (stdout).
         arch (str): ``'mlp'`` (:class:`MLP`, ``units`` wide) or ``'cnn'`` (:class:`CNN`
@@ -178,6 +181,7 @@ class MnistConfig:
     train_size: int = None
     test_size: int = None
     max_iters: int = None
+    overwrite: bool = False
     progress: bool = True
     verbose: bool = True
     arch: str = 'mlp'
@@ -317,7 +321,8 @@ def build_trainer(config, model, opt, train_set, test_set, out, comm=None):
     n_in = int(numpy.prod(train_set[0][0].shape))
     fmt = NpzSnapshotFormat('mnist-mlp', _settings(config, n_in, len(train_set)))
     stop = StopTrigger(max_epochs=config.epochs, max_iterations=config.max_iters)
-    trainer = Trainer(updater, stop_trigger=stop, out=out, snapshot_format=fmt, comm=comm)
+    trainer = Trainer(updater, stop_trigger=stop, out=out, snapshot_format=fmt, comm=comm,
+                      overwrite=config.overwrite)
     trainer.extend(E.Evaluator(test_set, classifier_metrics(model), config.batchsize,
                                device=device, prefix='test/', comm=comm),
                    trigger=(1, 'epoch'))
