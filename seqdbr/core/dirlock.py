@@ -67,9 +67,21 @@ def _process_start_ticks(pid):
         return None
 
 
+def _is_zombie(pid):
+    """True when ``/proc`` says ``pid`` has exited and only waits to be reaped (state Z or
+    X): a killed holder whose parent has not collected it yet holds nothing."""
+    try:
+        with open('/proc/%d/stat' % pid, 'rb') as f:
+            data = f.read()
+        return data[data.rindex(b')') + 2:data.rindex(b')') + 3] in (b'Z', b'X')
+    except (OSError, ValueError):
+        return False
+
+
 def pid_alive(pid, start_ticks=None):
     """Whether process ``pid`` exists on this host (and, when ``start_ticks`` is given and
-    ``/proc`` can tell, is the process that started then rather than a reuse of its pid)."""
+    ``/proc`` can tell, is the process that started then rather than a reuse of its pid). An
+    exited process that waits to be reaped (a zombie) counts as dead."""
     if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
         return False
     try:
@@ -84,7 +96,7 @@ def pid_alive(pid, start_ticks=None):
         now = _process_start_ticks(pid)
         if now is not None and now != start_ticks:
             return False
-    return True
+    return not _is_zombie(pid)
 
 
 def _hostname():

@@ -203,3 +203,19 @@ def test_kill_9_mid_write_leaves_a_temp_file_that_the_next_start_removes(tmp_pat
     assert sorted(os.listdir(tmp_path)) == sorted([other_host, 'notes.tmp', 'latest.npz'])
     assert (tmp_path / 'latest.npz').read_bytes() == b'old checkpoint'
     assert clean_stale_temp_files(tmp_path / 'missing') == []
+
+
+def test_an_exited_but_unreaped_holder_counts_as_dead():
+    """A holder killed by its MPI launcher can linger as a zombie until its parent reaps it;
+    its lock must be taken over, not reported as in use."""
+    from seqdbr.core.dirlock import pid_alive
+    p = subprocess.Popen([sys.executable, '-c', 'pass'])
+    deadline = time.time() + 10
+    while time.time() < deadline:          # exited, not yet reaped: a zombie
+        with open('/proc/%d/stat' % p.pid) as f:
+            if f.read().rsplit(')', 1)[1].split()[0] == 'Z':
+                break
+        time.sleep(0.01)
+    assert not pid_alive(p.pid)
+    p.wait()
+    assert pid_alive(os.getpid())
