@@ -36,6 +36,7 @@ import numpy
 from seqdbr.core import seeding
 from seqdbr.core.atomic import clean_stale_temp_files
 from seqdbr.core.dirlock import DirectoryLock
+from seqdbr.core.serializers import Deserializer
 from seqdbr.training.errors import OutputError, TrainingDiverged
 from seqdbr.training.extension import PRIORITY_READER
 from seqdbr.training.reporter import as_float, reporting
@@ -308,7 +309,9 @@ class Trainer:
         """Save/load the updater (at the top level: ``model/...``, ``optimizer/...``, the
         data cursor), extensions, triggers, elapsed time and RNG states."""
         self.updater.serialize(s)
-        self._elapsed_before = s('elapsed', float(self.elapsed_time))
+        elapsed = s('elapsed', float(self.elapsed_time))
+        if isinstance(s, Deserializer):       # (on save, the running clock stays as it is)
+            self._elapsed_before = elapsed
         self.extra_keys = json.loads(s('extra_keys', json.dumps(self.extra_keys)))
         rng = json.loads(s('rng', json.dumps(seeding.get_rng_state())))
         seeding.set_rng_state(rng)

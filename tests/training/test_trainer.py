@@ -258,3 +258,18 @@ def test_sigterm_then_a_second_signal_during_the_save_keeps_the_snapshot(tr, tmp
     t2 = tr.make_mlp_trainer(tmp_path, stop=(5, 'iteration'))
     t2.resume(tmp_path / 'latest.npz')
     assert t2.updater.iteration == 4        # the signal came during iteration 3's extensions
+
+
+def test_saving_a_snapshot_does_not_advance_the_clock(tr, tmp_path):
+    """A snapshot records the elapsed time; writing it must not add that time again."""
+    import time
+    t = tr.make_mlp_trainer(tmp_path, stop=(6, 'iteration'))
+    t.extend(E.snapshot('s.npz'), trigger=(1, 'iteration'))
+    t.extend(lambda tr_: time.sleep(0.02), name='slow')
+    t0 = time.perf_counter()
+    t.run()
+    wall = time.perf_counter() - t0
+    assert t.elapsed_time <= wall + 1e-6        # six saves did not multiply it
+    t2 = tr.make_mlp_trainer(tmp_path / 'r')
+    t2.resume(tmp_path / 's.npz')
+    assert 0.12 <= t2.elapsed_time <= wall + 1e-6
