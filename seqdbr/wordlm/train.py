@@ -294,8 +294,10 @@ def build_trainer(cfg, corpus, model, out_stream):
     if corpus.valid is not None and corpus.valid.size >= 2:
         trainer.extend(LMEvaluator(corpus.valid, model, cfg.batch_size, cfg.bptt),
                        trigger=epoch_end)
-    trainer.extend(LogReport(LOG_FIELDS, trigger=epoch_end, filename=LOG_NAME,
-                             epoch='detail'))
+    # the log: one record per full epoch (a stop in mid-epoch writes none, so that a
+    # resumed run's log equals an uninterrupted one's; the partial sums are in the snapshot)
+    trainer.extend(LogReport(LOG_FIELDS, trigger=(batcher.windows_per_epoch, 'iteration'),
+                             filename=LOG_NAME, epoch='detail'))
     trainer.extend(_EpochLine(out_stream, cfg.bptt, cfg.optimizer))
     trainer.extend(ProgressBar(cfg.batch_size * cfg.bptt, unit='words', quiet=not cfg.progress))
     if corpus.valid is not None and corpus.valid.size >= 2:
@@ -392,15 +394,21 @@ def _fmt(v):
 
 
 def _merge_resume(cfg, stored):
-    """The resumed run's configuration: the stored one, with the stop rules, output folder,
-    device and progress from ``cfg`` when given there."""
+    """The resumed run's configuration: the stored one, except the stop rules (when any is
+    given, the given ones replace all three), the output folder (default: the checkpoint's
+    folder), ``device``, ``progress``, ``data_dir`` and ``eval_batch_size`` from ``cfg``.
+    The options that change the updates (:data:`RESUME_FIXED`) are checked against the
+    snapshot's settings when the trainer loads it."""
     merged = dict(stored)
-    for k in ('max_epochs', 'max_iters', 'max_minutes', 'out', 'device', 'progress',
-              'resume', 'data_dir', 'eval_batch_size'):
-        v = getattr(cfg, k)
-        if v is not None and v != getattr(TrainConfig, k, None) or k == 'resume':
-            merged[k] = v
-    if cfg.out == TrainConfig.out:
+    stops = ('max_epochs', 'max_iters', 'max_minutes')
+    if any(getattr(cfg, k) is not None for k in stops):
+        merged.update({k: getattr(cfg, k) for k in stops})
+    default = TrainConfig()
+    for k in ('device', 'progress', 'data_dir', 'eval_batch_size', 'out'):
+        if getattr(cfg, k) != getattr(default, k):
+            merged[k] = getattr(cfg, k)
+    if cfg.out == default.out:
         merged['out'] = os.path.dirname(os.path.abspath(cfg.resume))
+    merged['resume'] = cfg.resume
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     return TrainConfig(**{k: v for k, v in merged.items() if k in known})
