@@ -400,10 +400,17 @@ def _merge_resume(cfg, stored):
     The options that change the updates (:data:`RESUME_FIXED`) are checked against the
     snapshot's settings when the trainer loads it."""
     merged = dict(stored)
+    default = TrainConfig()
+    conflicts = ['%s %r (the checkpoint has %r)' % (_flag(k), getattr(cfg, k), stored.get(k))
+                 for k in RESUME_FIXED + ('preset', 'data', 'train_file', 'vocab_limit')
+                 if getattr(cfg, k) != getattr(default, k) and getattr(cfg, k) != stored.get(k)]
+    if conflicts:
+        raise ConfigError('--resume %s continues that run exactly, so these options cannot '
+                          'change: %s. Drop them, or start a new run' % (cfg.resume,
+                                                                      '; '.join(conflicts)))
     stops = ('max_epochs', 'max_iters', 'max_minutes')
     if any(getattr(cfg, k) is not None for k in stops):
         merged.update({k: getattr(cfg, k) for k in stops})
-    default = TrainConfig()
     for k in ('device', 'progress', 'data_dir', 'eval_batch_size', 'out'):
         if getattr(cfg, k) != getattr(default, k):
             merged[k] = getattr(cfg, k)
