@@ -95,15 +95,57 @@ def evaluate(model, ids, B, T):
     return total / n
 
 
+def worker(a):
+    """Timing worker for ``benchmarks/wordlm_speed.py`` (random ids, same update)."""
+    import sys
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
+    import numpy
+    import interleave
+    c = PRESETS[a.worker]
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(a.seed)
+    V, B, T = a.vocab, a.batchsize, c['bptt']
+    model = Model(V, c['hidden'], c['layers'], c['dropout'], c['init'])
+    rng = numpy.random.default_rng(a.seed)
+    wins = [(torch.from_numpy(rng.integers(0, V, (B, T))), torch.from_numpy(rng.integers(0, V, (B, T))))
+            for _ in range(8)]
+    st = {'state': None}
+
+    def window(i):
+        x, t = wins[i % len(wins)]
+        state = st['state']
+        if state is not None:
+            state = tuple(v.detach() for v in state)
+        y, st['state'] = model(x, state)
+        loss = nn.functional.cross_entropy(y.reshape(-1, V), t.reshape(-1))
+        model.zero_grad(set_to_none=False)
+        (loss * T).backward()
+        nn.utils.clip_grad_norm_(model.parameters(), c['clip'])
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(p.grad, alpha=-c['lr'])
+        loss.item()
+
+    interleave.serve(window, a.warmup)
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument('--data-dir', required=True)
+    ap.add_argument('--worker', choices=sorted(PRESETS), help=argparse.SUPPRESS)
+    ap.add_argument('--batchsize', type=int, default=20)
+    ap.add_argument('--vocab', type=int, default=10000)
+    ap.add_argument('--warmup', type=int, default=2)
+    ap.add_argument('--data-dir')
     ap.add_argument('--preset', default='small', choices=sorted(PRESETS))
     ap.add_argument('--epochs', type=int)
     ap.add_argument('--threads', type=int, default=1)
     ap.add_argument('--seed', type=int, default=1)
     ap.add_argument('--out', default='torch_wordlm.jsonl')
     a = ap.parse_args()
+    if a.worker:
+        return worker(a)
+    if not a.data_dir:
+        ap.error('--data-dir is required (the folder of ptb.{train,valid,test}.txt[.gz])')
     c = dict(PRESETS[a.preset])
     if a.epochs:
         c['epochs'] = a.epochs
