@@ -359,7 +359,10 @@ def train(config, out_stream=None):
     if cfg.resume is not None:
         trainer.resume(cfg.resume)
     if cfg.device != 'cpu':
-        model.to_device(cfg.device)
+        try:
+            model.to_device(cfg.device)
+        except (RuntimeError, ValueError) as e:
+            raise ConfigError('--device %s: %s' % (cfg.device, e)) from None
     b = trainer.updater.batcher
     p('corpus: %s; vocabulary %d words; train %s / valid %s / test %s tokens'
       % (corpus.source, len(corpus.vocab), '{:,}'.format(corpus.train.size),
