@@ -22,8 +22,10 @@ flow, assembled from :mod:`seqdbr.training` like the char-RNN and MNIST programs
    (:class:`seqdbr.core.lr_schedules.ExponentialDecay`).
 4. **Monitoring.** After every epoch the validation perplexity (``B`` streams of ``bptt``
    windows, :class:`~seqdbr.training.extensions.LMEvaluator`); ``OUT/log.jsonl`` has one
-   record per epoch (``train_perplexity`` = exp of the epoch's mean loss, ``val_perplexity``,
-   ``lr``, ``time``); a table on stdout.
+   record per full epoch: ``train_loss`` (the epoch's mean, nats per word), ``val_loss``,
+   ``val_perplexity``, ``lr`` (the optimizer's rate: for SGD ``T`` times the rate in
+   Zaremba's units), ``time`` (seconds of the run, validation included, summed over
+   resumes); stdout gets one line per epoch with the perplexities in Zaremba's units.
 5. **Checkpoints.** ``OUT/latest.npz`` each epoch (and at a stop), ``OUT/best.npz`` at the
    best validation loss: generic training snapshots
    (:class:`~seqdbr.training.NpzSnapshotFormat`, program ``seqdbr-wordlm``) that also hold
