@@ -59,7 +59,7 @@ from seqdbr.wordlm.model import WordLM
 __all__ = ['PRESETS', 'TrainConfig', 'TrainResult', 'train', 'build_trainer', 'validate_config',
            'PROGRAM', 'LOG_NAME', 'LATEST_NAME', 'BEST_NAME']
 
-PROGRAM = 'seqdbr-wordlm'
+PROGRAM = ckpt_mod.PROGRAM
 LOG_NAME = 'log.jsonl'
 LATEST_NAME = 'latest.npz'
 BEST_NAME = 'best.npz'
