@@ -249,7 +249,8 @@ LOG_FIELDS = {'loss': 'train_loss', 'val/loss': 'val_loss', 'val/perplexity': 'v
 
 
 class _EpochLine(Extension):
-    """Prints one line per log record: epoch, train and validation perplexity, lr, minutes."""
+    """Prints one line per log record: epoch, train and validation perplexity, lr (Zaremba's
+    units) and the wall-clock minutes of this invocation (validation included)."""
     trigger = None
     priority = 90           # after LogReport (110) wrote the record
 
@@ -270,7 +271,7 @@ class _EpochLine(Extension):
         print('epoch %2s  iter %6d  train ppl %8s  valid ppl %8s  lr %-8.4g  %6.1f min' % (
             r['epoch'], r['iteration'], '%.2f' % math.exp(tl) if tl is not None else 'n/a',
             '%.2f' % vp if vp is not None else 'n/a', lr if lr is not None else float('nan'),
-            r['time'] / 60.0), file=self.stream, flush=True)
+            trainer.run_seconds / 60.0), file=self.stream, flush=True)
 
 
 def build_trainer(cfg, corpus, model, out_stream):
