@@ -376,6 +376,6 @@ def test_default_mlp_reaches_97_5_percent_in_3_epochs(mnist_data, tmp_path):
                                         verbose=True), data=mnist_data)
     assert [r['epoch'] for r in run.log] == [1, 2, 3]
     for r in run.log:
-        print('epoch %d: test accuracy %.4f, %.1f s/epoch'
+        print('epoch %d: test accuracy %.4f, %.1f s since the start'
               % (r['epoch'], r['test_accuracy'], r['time']))
     assert run.log[-1]['test_accuracy'] >= 0.975
