@@ -11,7 +11,7 @@ does not disturb it. The scoring itself is :func:`seqdbr.rnn.lm_eval.evaluate_to
 (re-exported here); this module adds the checkpoint-and-corpus front end.
 """
 from seqdbr.charlm.errors import ConfigError
-from seqdbr.rnn.lm_eval import LN2, EvalResult, evaluate_tokens  # noqa: F401
+from seqdbr.rnn.lm_eval import EvalResult, evaluate_tokens  # noqa: F401  (re-exported)
 
 __all__ = ['EvalResult', 'evaluate_tokens', 'evaluate_split']
 
