@@ -1303,18 +1303,31 @@ def _check_int(fname, name, v, low):
 
 
 def _n_step_rnn(fname, kind, bi, n_layers, dropout_ratio, hx, cx, ws, bs, xs):
+    """The body of every n-step function: check the inputs, then run the layers."""
     n_layers = _check_int(fname, 'n_layers', n_layers, 1)
     if isinstance(dropout_ratio, bool) or not isinstance(dropout_ratio, numbers.Real) \
             or not 0 <= dropout_ratio < 1:
         raise ValueError('%s: dropout_ratio must be a number in [0, 1), got %r'
                          % (fname, dropout_ratio))
     D = 2 if bi else 1
-    Gm = {'lstm': 4, 'gru': 3}.get(kind, 1)
-    K = n_layers * D
-    gates = {'lstm': '[i | f | g | o]', 'gru': '[r | z | n]'}.get(kind, '(one block)')
+    lengths, in_size, x0, as_3d = _check_sequences(fname, xs)
+    H, projected = _check_weights(fname, kind, bi, n_layers, ws, bs, in_size, x0)
+    for name, s in (('hx', hx), ('cx', cx)):
+        _check_state(fname, name, s, (n_layers * D, len(lengths), H), bi, x0)
+    plan = _seq_batch(lengths)
+    if as_3d:
+        X = _PackBatchMajor().apply((xs,))[0]
+    else:
+        X = _PackSequences(plan).apply(tuple(xs))[0]
+    X, hy, cy = _run_layers(kind, D, n_layers, dropout_ratio, plan, projected, hx, cx, ws, bs,
+                            X, backend.get_array_module(x0))
+    ys = _UnpackSequences(plan, as_3d).apply((X,))
+    return hy, cy, (ys[0] if as_3d else list(ys))
 
-    # sequences
-    as_3d = False
+
+def _check_sequences(fname, xs):
+    """(lengths, in_size, first array, as_3d) of a list of ``(T_i, in_size)`` sequences or
+    one ``(B, T, in_size)`` array; ValueError/TypeError naming the bad one."""
     if isinstance(xs, (list, tuple)):
         if not xs:
             raise ValueError('%s: xs is empty; pass a list of B >= 1 sequences of shape '
@@ -1329,26 +1342,28 @@ def _n_step_rnn(fname, kind, bi, n_layers, dropout_ratio, hx, cx, ws, bs, xs):
                 raise ValueError('%s: xs[%d] has shape %s and dtype %s but xs[0] has shape %s '
                                  'and dtype %s; all sequences need one in_size and dtype'
                                  % (fname, b, a.shape, a.dtype, xarr[0].shape, xarr[0].dtype))
-        lengths = [int(a.shape[0]) for a in xarr]
-        in_size = xarr[0].shape[1]
-        x0 = xarr[0]
+        lengths, x0, as_3d = [int(a.shape[0]) for a in xarr], xarr[0], False
+        in_size = x0.shape[1]
     else:
         x0 = _array(xs)
         if not hasattr(x0, 'ndim') or x0.ndim != 3 or x0.shape[0] < 1 or x0.shape[1] < 1:
             raise ValueError('%s: xs must be a list of B arrays (T_i, in_size) or one array '
                              '(B, T, in_size) of equal-length sequences, got %s'
                              % (fname, getattr(x0, 'shape', type(xs).__name__)))
-        as_3d = True
         B3, T3, in_size = x0.shape
-        lengths = [int(T3)] * int(B3)
+        lengths, as_3d = [int(T3)] * int(B3), True
     if x0.dtype.kind != 'f':
         raise TypeError('%s: xs must be float arrays, got dtype %s; cast with '
                         '.astype(numpy.float32) (or embed integer ids first)' % (fname, x0.dtype))
-    dtype = x0.dtype
-    xp = backend.get_array_module(x0)
-    B = len(lengths)
+    return lengths, in_size, x0, as_3d
 
-    # weights
+
+def _check_weights(fname, kind, bi, n_layers, ws, bs, in_size, x0):
+    """(H, projected) from ``ws``/``bs``, after checking every shape, dtype and device."""
+    D = 2 if bi else 1
+    Gm = {'lstm': 4, 'gru': 3}.get(kind, 1)
+    K = n_layers * D
+    gates = {'lstm': '[i | f | g | o]', 'gru': '[r | z | n]'}.get(kind, '(one block)')
     if not isinstance(ws, (list, tuple)) or len(ws) != K or \
             not isinstance(bs, (list, tuple)) or len(bs) != K:
         raise ValueError('%s: ws and bs must be lists of %d entries (n_layers=%d%s), got %s and '
@@ -1369,6 +1384,7 @@ def _n_step_rnn(fname, kind, bi, n_layers, dropout_ratio, hx, cx, ws, bs, xs):
                              'pre-activations x W_ih^T with %d * H = %d features, but they have '
                              '%d (pass W_ih, or e.g. embed ids with a table of %d columns)'
                              % (fname, Gm, Gm * H, in_size, Gm * H))
+    xp = backend.get_array_module(x0)
     for k in range(K):
         if not isinstance(ws[k], (list, tuple)) or len(ws[k]) != 2 or \
                 not isinstance(bs[k], (list, tuple)) or len(bs[k]) != 2:
@@ -1388,32 +1404,31 @@ def _n_step_rnn(fname, kind, bi, n_layers, dropout_ratio, hx, cx, ws, bs, xs):
                                     getattr(a, 'shape', type(a).__name__), shape, H, gates,
                                     layer_in, ' = in_size of xs' if k < D else
                                     ' = output size of the layer below'))
-            if a.dtype != dtype or backend.get_array_module(a) is not xp:
+            if a.dtype != x0.dtype or backend.get_array_module(a) is not xp:
                 raise TypeError('%s: %s of layer %d has dtype %s on %s but xs are %s on %s; '
                                 'use one dtype and device' % (fname, name, k // D, a.dtype,
-                                                              type(a).__name__, dtype,
+                                                              type(a).__name__, x0.dtype,
                                                               type(x0).__name__))
+    return H, projected
 
-    def check_state(name, s):
-        if s is None:
-            return
-        a = _array(s)
-        if not hasattr(a, 'shape') or a.shape != (K, B, H):
-            raise ValueError('%s: %s has shape %s but must be (n_layers%s, B, H) = (%d, %d, %d); '
-                             'pass None for zeros' % (fname, name, getattr(a, 'shape', None),
-                                                      ' * 2' if bi else '', K, B, H))
-        if a.dtype != dtype or backend.get_array_module(a) is not xp:
-            raise TypeError('%s: %s has dtype %s but xs have %s (or another device)'
-                            % (fname, name, a.dtype, dtype))
 
-    check_state('hx', hx)
-    check_state('cx', cx)
+def _check_state(fname, name, s, shape, bi, x0):
+    """ValueError/TypeError unless ``s`` is None or a ``(K, B, H)`` array like ``x0``."""
+    if s is None:
+        return
+    a = _array(s)
+    if not hasattr(a, 'shape') or a.shape != shape:
+        raise ValueError('%s: %s has shape %s but must be (n_layers%s, B, H) = (%d, %d, %d); '
+                         'pass None for zeros' % ((fname, name, getattr(a, 'shape', None),
+                                                   ' * 2' if bi else '') + shape))
+    if a.dtype != x0.dtype or backend.get_array_module(a) is not backend.get_array_module(x0):
+        raise TypeError('%s: %s has dtype %s but xs have %s (or another device)'
+                        % (fname, name, a.dtype, x0.dtype))
 
-    plan = _seq_batch(lengths)
-    if as_3d:
-        X = _PackBatchMajor().apply((xs,))[0]
-    else:
-        X = _PackSequences(plan).apply(tuple(xs))[0]
+
+def _run_layers(kind, D, n_layers, dropout_ratio, plan, projected, hx, cx, ws, bs, X, xp):
+    """Apply the ``n_layers`` fused layer nodes to the packed input ``X``; returns
+    ``(X, hy, cy)`` (``cy`` None unless LSTM)."""
     hs = _SplitStates().apply((hx,)) if hx is not None else None
     cs = _SplitStates().apply((cx,)) if cx is not None else None
     hys, cys = [], []
@@ -1427,7 +1442,7 @@ def _n_step_rnn(fname, kind, bi, n_layers, dropout_ratio, hx, cx, ws, bs, xs):
         for k in ks:
             W_ih = ws[k][0]
             if W_ih is None:    # placeholder input; the node reads X as the pre-activations
-                W_ih = xp.empty((0,), dtype=dtype)
+                W_ih = xp.empty((0,), dtype=X.dtype)
             ins.extend((W_ih, ws[k][1], bs[k][0], bs[k][1]))
         if hs is not None:
             ins.extend(hs[k] for k in ks)
@@ -1442,12 +1457,7 @@ def _n_step_rnn(fname, kind, bi, n_layers, dropout_ratio, hx, cx, ws, bs, xs):
             cys.extend(outs[1 + D:1 + 2 * D])
     hy = _StackStates().apply(hys)[0]
     cy = _StackStates().apply(cys)[0] if kind == 'lstm' else None
-    ys = _UnpackSequences(plan, as_3d).apply((X,))
-    if as_3d:
-        ys = ys[0]
-    else:
-        ys = list(ys)
-    return hy, cy, ys
+    return X, hy, cy
 
 
 _COMMON_ARGS = '''
