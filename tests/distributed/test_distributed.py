@@ -130,6 +130,45 @@ def test_stream_shard_rows_are_the_global_windows_rows():
         D.StreamShard(ParallelSequentialBatcher(tokens, 6, 5), _Comm(0, 4))
 
 
+class _Aborted(Exception):
+    pass
+
+
+@pytest.mark.parametrize('rank,size,prefix', [(0, 1, ''), (0, 2, '[rank 0/2] '),
+                                              (3, 4, '[rank 3/4] ')])
+def test_abort_prints_then_waits_for_the_launcher_then_aborts(monkeypatch, capsys, rank, size,
+                                                              prefix):
+    """The order that keeps the message: (root delay,) print, flush, grace, MPI_Abort(code)."""
+    from seqdbr.distributed import failure
+    events = []
+    monkeypatch.setattr(failure.time, 'sleep', lambda s: events.append(('sleep', s)))
+
+    class World:
+        def Abort(self, code):
+            events.append(('abort', code, capsys.readouterr().err))
+            raise _Aborted
+
+    comm = _Comm(rank, size)
+    comm.mpi_comm = World()
+    with pytest.raises(_Aborted):
+        failure.abort(comm, 2, 'prog: error: two\nlines\n')
+    delay = [('sleep', 0.0 if rank == 0 else 1.5 + 0.1 * rank)]
+    assert events == delay + [('sleep', failure.GRACE),
+                              ('abort', 2, prefix + 'prog: error: two\n' + prefix + 'lines\n')]
+    assert 0 < failure.GRACE < failure.root_delay(1) - 1.0      # a failing root still wins
+
+
+def test_abort_without_a_message_does_not_wait_and_never_exits_zero(monkeypatch):
+    from seqdbr.distributed import failure
+    slept, codes = [], []
+    monkeypatch.setattr(failure.time, 'sleep', slept.append)
+    comm = _Comm(0, 2)
+    comm.mpi_comm = type('W', (), {'Abort': lambda self, c: codes.append(c)})()
+    with pytest.raises(SystemExit):
+        failure.abort(comm, 0)
+    assert slept == [0.0] and codes == [1]
+
+
 # -- under mpiexec -n 2 -----------------------------------------------------------------------
 def test_collectives_under_mpiexec():
     p, _ = mpi_run(2, [HERE / 'mpi_comm_worker.py'], timeout=60)
