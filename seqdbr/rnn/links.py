@@ -339,10 +339,11 @@ class StatefulGRU(GRU):
 
 class _RNNLayerParams(Link):
     """Parameters of one layer/direction of an n-step link: ``W_ih``, ``W_hh`` and the bias
-    ``b`` (LSTM) or ``b_ih``, ``b_hh`` (GRU), PyTorch layout."""
+    ``b`` (LSTM, RNN; plus ``b_hh`` with ``bias_pair``) or ``b_ih``, ``b_hh`` (GRU), PyTorch
+    layout."""
 
     def __init__(self, gates, in_size, out_size, initialW, initial_bias, initial_bias_h,
-                 project=True):
+                 project=True, bias_pair=False):
         super().__init__()
         G = gates * out_size
         with self.init_scope():
@@ -354,6 +355,8 @@ class _RNNLayerParams(Link):
             self.W_hh = Parameter(initializers.get_initializer(initialW), (G, out_size))
             if gates != 3:
                 self.b = Parameter(initializers.get_initializer(initial_bias), (G,))
+                if bias_pair:   # starts at 0, so b + b_hh is the requested initial bias
+                    self.b_hh = Parameter(initializers.get_initializer(0.0), (G,))
             else:
                 self.b_ih = Parameter(initializers.get_initializer(initial_bias), (G,))
                 self.b_hh = Parameter(initializers.get_initializer(initial_bias_h), (G,))
@@ -365,9 +368,12 @@ class _NStepRNNBase(ChainList):
     _fn = None
 
     def __init__(self, n_layers, in_size, out_size, dropout, initialW=None, initial_bias=None,
-                 forget_bias=None, project_input=True):
+                 forget_bias=None, project_input=True, bias_pair=False):
         name = type(self).__name__
         super().__init__()
+        if not isinstance(bias_pair, bool):
+            raise TypeError('%s: bias_pair must be True or False, got %r' % (name, bias_pair))
+        self.bias_pair = bias_pair and self._gates != 3     # a GRU always has both
         n_layers = _check_size(name, 'n_layers', n_layers)
         in_size = _check_size(name, 'in_size', in_size, True)
         out_size = _check_size(name, 'out_size', out_size)
@@ -402,7 +408,8 @@ class _NStepRNNBase(ChainList):
             else:
                 b, bh = 0.0 if initial_bias is None else initial_bias, None
             self.append(_RNNLayerParams(self._gates, layer_in, H, initialW, b, bh,
-                                        project=k > 0 or self.project_input))
+                                        project=k > 0 or self.project_input,
+                                        bias_pair=self.bias_pair))
 
     def _weights(self, xs):
         if self[0].W_ih is not None and self[0].W_ih.array is None:
@@ -413,7 +420,9 @@ class _NStepRNNBase(ChainList):
                 self[1].W_ih.initialize((self._gates * self.out_size, in_size), device=self._device)
             self.in_size = int(in_size)
         ws = [[p.W_ih, p.W_hh] for p in self]
-        if self._gates != 3:    # one bias per layer; the function's b_hh slot gets zeros
+        if self.bias_pair:
+            bs = [[p.b, p.b_hh] for p in self]
+        elif self._gates != 3:  # one bias per layer; the function's b_hh slot gets zeros
             zero = self.xp.zeros(self[0].b.array.shape, dtype=self[0].b.array.dtype)
             bs = [[p.b, zero] for p in self]
         else:
@@ -512,11 +521,19 @@ class NStepLSTM(_NStepRNNBase):
             layer 0 into one lookup and saves three of the six big matmuls of that layer
             (mathematically the same family of models: ``E W_ih^T`` is just a ``(V, 4H)``
             matrix). Unidirectional links only; ``in_size`` must be None or ``4H``.
+        bias_pair (bool): also give every layer a second bias ``b_hh`` ``(4H,)`` (starting
+            at 0), as PyTorch's ``nn.LSTM``, cuDNN and Zaremba et al.'s Torch7 code (whose
+            ``i2h`` and ``h2h`` Linears both have a bias) do. The function is the same
+            (``b + b_hh`` enters once), but the two always get the same gradient, so under
+            SGD the bias learns at twice the rate and gradient clipping counts its gradient
+            twice; reproducing those models' training needs it (the word-LM presets use it).
+            Default False: one bias, as Chainer and TensorFlow.
 
     Parameters:
-        child ``k`` (``'/k/W_ih'``, ``'/k/W_hh'``, ``'/k/b'``): layer ``k`` in the PyTorch
-        weight layout (``W_ih`` ``(4H, in_k)``, ``W_hh`` ``(4H, H)``) with one bias ``b``
-        ``(4H,)`` (PyTorch's ``b_ih + b_hh``); see the module docstring for the mapping to the
+        child ``k`` (``'/k/W_ih'``, ``'/k/W_hh'``, ``'/k/b'``; ``'/k/b_hh'`` with
+        ``bias_pair``): layer ``k`` in the PyTorch weight layout (``W_ih`` ``(4H, in_k)``,
+        ``W_hh`` ``(4H, H)``) with one bias ``b`` ``(4H,)`` (PyTorch's ``b_ih + b_hh``, or
+        its ``b_ih`` with ``bias_pair``); see the module docstring for the mapping to the
         stepwise :class:`LSTM`.
 
     Call:
@@ -562,19 +579,24 @@ class NStepLSTM(_NStepRNNBase):
 
     def copy_to_stepwise(self, links):
         """Copy the weights into stepwise :class:`LSTM`/:class:`StatelessLSTM` links (one per
-        layer): ``upward.W = W_ih``, ``lateral.W = W_hh``, ``upward.b = b``."""
+        layer): ``upward.W = W_ih``, ``lateral.W = W_hh``, ``upward.b = b`` (``b + b_hh``
+        with ``bias_pair``)."""
         for p, link in zip(self, self._stepwise_check(links, _LSTMBase)):
             _copy_into(link.upward.W, p.W_ih, 'W_ih -> upward.W')
             _copy_into(link.lateral.W, p.W_hh, 'W_hh -> lateral.W')
-            _copy_into(link.upward.b, p.b, 'b -> upward.b')
+            _copy_into(link.upward.b, p.b.array + p.b_hh.array if self.bias_pair else p.b,
+                       'b -> upward.b')
 
     def copy_from_stepwise(self, links):
         """Copy the weights of stepwise LSTM links (one per layer) into this link:
-        ``W_ih = upward.W``, ``W_hh = lateral.W``, ``b = upward.b``."""
+        ``W_ih = upward.W``, ``W_hh = lateral.W``, ``b = upward.b`` (and ``b_hh = 0`` with
+        ``bias_pair``)."""
         for p, link in zip(self, self._stepwise_check(links, _LSTMBase)):
             _copy_into(p.W_ih, link.upward.W, 'upward.W -> W_ih')
             _copy_into(p.W_hh, link.lateral.W, 'lateral.W -> W_hh')
             _copy_into(p.b, link.upward.b, 'upward.b -> b')
+            if self.bias_pair:
+                p.b_hh.array[...] = 0
 
 
 class NStepBiLSTM(NStepLSTM):
@@ -603,9 +625,9 @@ class NStepGRU(_NStepRNNBase):
     _fn = staticmethod(n_step_gru)
 
     def __init__(self, n_layers, in_size, out_size, dropout, initialW=None, initial_bias=None,
-                 project_input=True):
+                 project_input=True, bias_pair=False):
         super().__init__(n_layers, in_size, out_size, dropout, initialW, initial_bias,
-                         project_input=project_input)
+                         project_input=project_input, bias_pair=bias_pair)
 
     def forward(self, hx, xs):
         ws, bs = self._weights(xs)
@@ -646,7 +668,8 @@ class NStepRNNTanh(_NStepRNNBase):
     windows (:func:`seqdbr.functions.n_step_rnn`, the fused path of :class:`NStepLSTM`).
 
     Args: as :class:`NStepLSTM` without ``forget_bias``; ``project_input=False`` expects
-    ``H`` input features (the layer-0 pre-activations).
+    ``H`` input features (the layer-0 pre-activations); ``bias_pair`` adds ``b_hh`` ``(H,)``
+    as there.
 
     Parameters:
         child ``k``: ``W_ih`` ``(H, in_k)``, ``W_hh`` ``(H, H)``, one bias ``b`` ``(H,)``
@@ -661,9 +684,9 @@ class NStepRNNTanh(_NStepRNNBase):
     _fn = staticmethod(n_step_rnn)
 
     def __init__(self, n_layers, in_size, out_size, dropout, initialW=None, initial_bias=None,
-                 project_input=True):
+                 project_input=True, bias_pair=False):
         super().__init__(n_layers, in_size, out_size, dropout, initialW, initial_bias,
-                         project_input=project_input)
+                         project_input=project_input, bias_pair=bias_pair)
 
     def forward(self, hx, xs):
         ws, bs = self._weights(xs)

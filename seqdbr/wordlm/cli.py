@@ -43,6 +43,9 @@ def build_train_parser():
     g.add_argument('--init-scale', type=float, help='weights start U(-s, s)')
     g.add_argument('--tied', action='store_true', help='tie input and output embeddings '
                    '(Press & Wolf 2017)')
+    g.add_argument('--bias-pair', action=argparse.BooleanOptionalAction, default=None,
+                   help="two biases per LSTM layer as Zaremba's code and PyTorch's nn.LSTM "
+                        '(default: on); --no-bias-pair keeps one, as Chainer and TensorFlow')
     g = ap.add_argument_group('optimization (lr and clip in Zaremba\'s units: loss summed '
                               'over the window\'s steps, mean over the batch)')
     g.add_argument('--optimizer', choices=OPTIMIZERS, default=d.optimizer)

@@ -5,7 +5,12 @@ Zaremba, Sutskever & Vinyals 2014, "Recurrent Neural Network Regularization", se
 and 4.1: a stack of LSTM layers over word embeddings of the same width ``H``; dropout
 ("non-recurrent connections only") on the embedding output, between the layers and on the
 last layer's output before the softmax; every parameter initialised ``U(-s, s)``
-(``s = 0.1`` small, ``0.05`` medium, ``0.04`` large).
+(``s = 0.1`` small, ``0.05`` medium, ``0.04`` large). Their Torch7 code builds each LSTM
+layer from two ``nn.Linear`` maps (``i2h``, ``h2h``) that both carry a bias, as PyTorch's
+``nn.LSTM`` does; ``bias_pair=True`` keeps that pair (see :class:`seqdbr.links.NStepLSTM`).
+It matters under SGD: the pair learns at twice the rate of one bias. On PTB "small" (13
+epochs, same seeds otherwise) one bias ends at test perplexity 114.6-115, the pair at the
+paper's level (see ``benchmarks/wordlm_quality.py``).
 
 Press & Wolf 2017, "Using the Output Embedding to Improve Language Models": with
 ``tied=True`` the output layer's weight *is* the embedding table (``logits = h E^T + b``),
@@ -42,11 +47,15 @@ class WordLM(Chain):
         init_scale (float): every parameter starts ``U(-init_scale, init_scale)``
             (default 0.1; must be > 0).
         tied (bool): tie the output weight to the embedding table (Press & Wolf 2017).
+        bias_pair (bool): two biases per LSTM layer, ``b`` and ``b_hh``, each
+            ``U(-init_scale, init_scale)`` (Zaremba's and PyTorch's parameterization; the
+            presets use it). Default False: one bias ``b``.
 
     Parameters:
         ``embed/W`` ``(V, H)``; ``rnn/<l>/W_ih`` ``(4H, H)``, ``rnn/<l>/W_hh`` ``(4H, H)``,
         ``rnn/<l>/b`` ``(4H,)`` (gate blocks ``[i|f|g|o]``, PyTorch layout, one bias per
-        layer = PyTorch's ``b_ih + b_hh``); ``out/W`` ``(V, H)`` (absent when tied) and
+        layer = PyTorch's ``b_ih + b_hh``), plus ``rnn/<l>/b_hh`` ``(4H,)`` with
+        ``bias_pair``; ``out/W`` ``(V, H)`` (absent when tied) and
         ``out_b`` ``(V,)``.
 
     Call:
@@ -60,7 +69,7 @@ class WordLM(Chain):
     """
 
     def __init__(self, vocab_size, rnn_size=200, num_layers=2, dropout=0.0, init_scale=0.1,
-                 tied=False):
+                 tied=False, bias_pair=False):
         super().__init__()
         V = _pos_int('vocab_size', vocab_size)
         H = _pos_int('rnn_size', rnn_size)
@@ -73,24 +82,29 @@ class WordLM(Chain):
             raise ValueError('WordLM: init_scale must be a positive number, got %r'
                              % (init_scale,))
         self.vocab_size, self.rnn_size, self.num_layers = V, H, n
+        if not isinstance(bias_pair, bool):
+            raise ValueError('WordLM: bias_pair must be True or False, got %r' % (bias_pair,))
         self.dropout, self.init_scale, self.tied = float(dropout), float(init_scale), bool(tied)
+        self.bias_pair = bias_pair
         u = initializers.Uniform(self.init_scale)
         with self.init_scope():
             self.embed = L.EmbedID(V, H, initialW=u)
             # between-layer dropout is NStepLSTM's own (input of layers 1..n-1)
-            self.rnn = L.NStepLSTM(n, H, H, self.dropout, initialW=u)
+            self.rnn = L.NStepLSTM(n, H, H, self.dropout, initialW=u, bias_pair=bias_pair)
             if not self.tied:
                 self.out = L.Linear(H, V, nobias=True, initialW=u)
             self.out_b = Parameter(u, (V,))
         for layer in self.rnn:      # the biases too (NStepLSTM starts them at 0 / 1)
             u(layer.b.array)
+            if bias_pair:
+                u(layer.b_hh.array)
         self._h = self._c = None
 
     def config(self):
         """The constructor arguments (JSON-native), as stored in checkpoints."""
         return {'vocab_size': self.vocab_size, 'rnn_size': self.rnn_size,
                 'num_layers': self.num_layers, 'dropout': self.dropout,
-                'init_scale': self.init_scale, 'tied': self.tied}
+                'init_scale': self.init_scale, 'tied': self.tied, 'bias_pair': self.bias_pair}
 
     def count_params(self):
         return int(sum(p.array.size for _, p in self.namedparams()))

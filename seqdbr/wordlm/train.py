@@ -68,16 +68,18 @@ OPTIMIZERS = ('sgd', 'adam')
 #: Zaremba et al. 2014, section 4.1 (and their released code, ``main.lua``): the "small"
 #: (non-regularized) and "medium"/"large" (regularized) PTB configurations. ``lr_decay`` is
 #: the multiplier per epoch (1/2, 1/1.2, 1/1.15), from epoch ``lr_decay_after + 1`` on.
+#: ``bias_pair``: their code's two biases per LSTM layer (``i2h`` and ``h2h`` both have one),
+#: which PyTorch's ``nn.LSTM`` shares; see :class:`seqdbr.wordlm.model.WordLM`.
 PRESETS = {
     'small': dict(rnn_size=200, num_layers=2, dropout=0.0, init_scale=0.1, learning_rate=1.0,
                   lr_decay=0.5, lr_decay_after=4, max_epochs=13, batch_size=20, bptt=20,
-                  grad_clip=5.0),
+                  grad_clip=5.0, bias_pair=True),
     'medium': dict(rnn_size=650, num_layers=2, dropout=0.5, init_scale=0.05, learning_rate=1.0,
                    lr_decay=1 / 1.2, lr_decay_after=6, max_epochs=39, batch_size=20, bptt=35,
-                   grad_clip=5.0),
+                   grad_clip=5.0, bias_pair=True),
     'large': dict(rnn_size=1500, num_layers=2, dropout=0.65, init_scale=0.04, learning_rate=1.0,
                   lr_decay=1 / 1.15, lr_decay_after=14, max_epochs=55, batch_size=20, bptt=35,
-                  grad_clip=10.0),
+                  grad_clip=10.0, bias_pair=True),
 }
 
 
@@ -92,7 +94,8 @@ class TrainConfig:
     catalog cache), ``train_file``, ``valid_file``, ``test_file`` (any tokenized text,
     instead of ``data``), ``vocab_limit`` (None: every training word).
 
-    Model: ``rnn_size``, ``num_layers``, ``dropout``, ``init_scale``, ``tied``.
+    Model: ``rnn_size``, ``num_layers``, ``dropout``, ``init_scale``, ``tied``,
+    ``bias_pair`` (None: the preset's, True).
     Optimization: ``optimizer`` ('sgd' or 'adam'), ``learning_rate``, ``lr_decay`` (in
     (0, 1]), ``lr_decay_after`` (epochs), ``grad_clip`` (0 = off), ``batch_size``, ``bptt``.
     Stopping: ``max_epochs`` (the preset's by default), ``max_iters``, ``max_minutes``
@@ -112,6 +115,7 @@ class TrainConfig:
     dropout: float = None
     init_scale: float = None
     tied: bool = False
+    bias_pair: bool = None
     optimizer: str = 'sgd'
     learning_rate: float = None
     lr_decay: float = None
@@ -143,7 +147,8 @@ class TrainConfig:
 
 
 #: Settings a resumed run must share with its snapshot (anything that changes the updates).
-RESUME_FIXED = ('rnn_size', 'num_layers', 'dropout', 'init_scale', 'tied', 'optimizer',
+RESUME_FIXED = ('rnn_size', 'num_layers', 'dropout', 'init_scale', 'tied', 'bias_pair',
+                'optimizer',
                 'learning_rate', 'lr_decay', 'lr_decay_after', 'grad_clip', 'batch_size',
                 'bptt', 'seed', 'vocab_limit')
 
@@ -196,6 +201,10 @@ def validate_config(cfg):
                      if name == 'vocab_limit' else '')
             raise ConfigError('%s must be an integer >= %d%s, got %r'
                               % (_flag(name), lo, extra, v))
+    for name in ('tied', 'bias_pair'):
+        if not isinstance(getattr(cfg, name), bool):
+            raise ConfigError('%s must be true or false, got %r' % (_flag(name),
+                                                                    getattr(cfg, name)))
     if cfg.optimizer not in OPTIMIZERS:
         raise ConfigError('--optimizer must be one of %s, got %r'
                           % (', '.join(OPTIMIZERS), cfg.optimizer))
@@ -357,7 +366,7 @@ def train(config, out_stream=None):
     corpus = load_data(cfg, vocab=vocab)
     seeding.seed(cfg.seed)
     model = WordLM(len(corpus.vocab), cfg.rnn_size, cfg.num_layers, cfg.dropout,
-                   cfg.init_scale, cfg.tied)
+                   cfg.init_scale, cfg.tied, cfg.bias_pair)
     trainer, _ = build_trainer(cfg, corpus, model, p_stream)
     if cfg.resume is not None:
         trainer.resume(cfg.resume)
@@ -371,9 +380,10 @@ def train(config, out_stream=None):
       % (corpus.source, len(corpus.vocab), '{:,}'.format(corpus.train.size),
          '-' if corpus.valid is None else '{:,}'.format(corpus.valid.size),
          '-' if corpus.test is None else '{:,}'.format(corpus.test.size)))
-    p('model: %d x %d LSTM%s, dropout %g, %s parameters; %s lr %g (decay %g after epoch %d), '
+    p('model: %d x %d LSTM%s%s, dropout %g, %s parameters; %s lr %g (decay %g after epoch %d), '
       'clip %g, batch %d, bptt %d; %d windows per epoch'
-      % (cfg.num_layers, cfg.rnn_size, ', tied' if cfg.tied else '', cfg.dropout,
+      % (cfg.num_layers, cfg.rnn_size, ', tied' if cfg.tied else '',
+         ', bias pair' if cfg.bias_pair else ', one bias', cfg.dropout,
          '{:,}'.format(model.count_params()), cfg.optimizer, cfg.learning_rate, cfg.lr_decay,
          cfg.lr_decay_after, cfg.grad_clip, cfg.batch_size, cfg.bptt, b.windows_per_epoch))
     if cfg.resume is not None:
@@ -406,6 +416,7 @@ def _merge_resume(cfg, stored):
     The options that change the updates (:data:`RESUME_FIXED`) are checked against the
     snapshot's settings when the trainer loads it."""
     merged = dict(stored)
+    merged.setdefault('bias_pair', False)   # checkpoints written before the option: one bias
     default = TrainConfig()
     conflicts = ['%s %r (the checkpoint has %r)' % (_flag(k), getattr(cfg, k), stored.get(k))
                  for k in RESUME_FIXED + ('preset', 'data', 'train_file', 'vocab_limit')

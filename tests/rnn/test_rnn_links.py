@@ -428,3 +428,94 @@ def test_lstm_link_to_gpu_moves_state():
     assert isinstance(y.array, cupy.ndarray)
     link.to_device('cpu')
     assert isinstance(link.h.array, numpy.ndarray)
+
+
+# -- bias_pair: PyTorch's / Zaremba's two biases per layer -----------------------------------
+@pytest.mark.parametrize('cls,gates', [(L.NStepLSTM, 4), (L.NStepRNNTanh, 1),
+                                       (L.NStepBiLSTM, 4)])
+def test_bias_pair_adds_b_hh_and_computes_with_the_sum(cls, gates):
+    rng = numpy.random.RandomState(21)
+    pair = cls(2, 3, 4, 0.0, bias_pair=True)
+    one = cls(2, 3, 4, 0.0)
+    names = [n for n, _ in pair.namedparams()]
+    assert '/0/b_hh' in names and '/1/b_hh' in names and '/0/b_hh' not in dict(one.namedparams())
+    for p, q in zip(pair, one):
+        numpy.testing.assert_array_equal(p.b_hh.array, 0)      # b + b_hh = the initial bias
+        numpy.testing.assert_array_equal(p.b.array, q.b.array)
+        p.W_ih.array[...] = rng.uniform(-.5, .5, p.W_ih.shape)
+        p.W_hh.array[...] = rng.uniform(-.5, .5, p.W_hh.shape)
+        p.b.array[...] = rng.uniform(-.5, .5, p.b.shape)
+        p.b_hh.array[...] = rng.uniform(-.5, .5, p.b.shape)
+        q.W_ih.array[...], q.W_hh.array[...] = p.W_ih.array, p.W_hh.array
+        q.b.array[...] = p.b.array + p.b_hh.array
+    xs = [rng.randn(n, 3).astype(numpy.float32) for n in (3, 1, 2)]
+    outs = []
+    for link in (pair, one):
+        link.cleargrads()
+        out = link(None, None, xs) if gates == 4 else link(None, xs)
+        ys = out[-1]
+        sum(F.sum(y * y * y) for y in ys).backward()
+        outs.append(ys)
+    for a, b in zip(*outs):
+        assert_allclose(a.array, b.array, rtol=1e-6, atol=1e-6)
+    for p, q in zip(pair, one):     # both biases get the one bias's gradient
+        assert_allclose(p.b.grad, q.b.grad, rtol=1e-5, atol=1e-6)
+        assert_allclose(p.b_hh.grad, q.b.grad, rtol=1e-5, atol=1e-6)
+
+
+def test_bias_pair_gradients_float64():
+    from seqdbr.gradient_check import check_backward
+    rng = numpy.random.RandomState(22)
+    for B, T in ((1, 1), (2, 3)):
+        link = L.NStepLSTM(1, 2, 3, 0.0, bias_pair=True)
+        for _, p in link.namedparams():
+            p.array = rng.uniform(-.5, .5, p.shape)
+        x = rng.randn(B, T, 2)
+
+        def f(x, b, b_hh):
+            return F.n_step_lstm(1, 0.0, None, None, [[link[0].W_ih, link[0].W_hh]],
+                                 [[b, b_hh]], x)[2]
+        check_backward(f, (x, link[0].b.array, link[0].b_hh.array), dtype=numpy.float64,
+                       atol=1e-6, rtol=1e-5)
+
+
+def test_bias_pair_sgd_step_moves_the_bias_twice_as_far():
+    """The reason the option exists: the same gradient g reaches both biases, so one SGD
+    step moves ``b + b_hh`` by ``2 lr g`` (one bias: ``lr g``)."""
+    from seqdbr import optimizers as O
+    rng = numpy.random.RandomState(23)
+    xs = rng.randn(2, 3, 2).astype(numpy.float32)
+    moved = []
+    for pair in (False, True):
+        link = L.NStepLSTM(1, 2, 3, 0.0, bias_pair=pair)
+        link[0].W_ih.array[...] = 0.3
+        link[0].W_hh.array[...] = -0.2
+        opt = O.SGD(lr=0.1)
+        opt.setup(link)
+        link.cleargrads()
+        F.sum(link(None, None, xs)[2]).backward()
+        g = link[0].b.grad.copy()
+        before = link[0].b.array.copy()
+        opt.update()
+        total = link[0].b.array + (link[0].b_hh.array if pair else 0)
+        moved.append((before - total) / (0.1 * g))
+    numpy.testing.assert_allclose(moved[0], 1, rtol=1e-3)     # float32 rounding of b ~ 1
+    numpy.testing.assert_allclose(moved[1], 2, rtol=1e-3)
+
+
+def test_bias_pair_stepwise_copy_and_bad_value():
+    rng = numpy.random.RandomState(24)
+    link = L.NStepLSTM(1, 2, 3, 0.0, bias_pair=True)
+    link[0].b_hh.array[...] = rng.randn(12)
+    step = L.LSTM(2, 3)
+    link.copy_to_stepwise([step])
+    numpy.testing.assert_array_equal(step.upward.b.array, link[0].b.array + link[0].b_hh.array)
+    xs = rng.randn(2, 4, 2).astype(numpy.float32)
+    ys = link(None, None, xs)[2].array
+    back = L.NStepLSTM(1, 2, 3, 0.0, bias_pair=True)
+    back.copy_from_stepwise([step])
+    numpy.testing.assert_array_equal(back[0].b_hh.array, 0)
+    assert_allclose(back(None, None, xs)[2].array, ys, rtol=1e-6, atol=1e-6)
+    with pytest.raises(TypeError, match='bias_pair must be True or False'):
+        L.NStepLSTM(1, 2, 3, 0.0, bias_pair=1)
+    assert not L.NStepGRU(1, 2, 3, 0.0).bias_pair

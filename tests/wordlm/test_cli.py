@@ -112,3 +112,17 @@ def test_foreign_or_missing_checkpoint(tmp_path, capsys):
     assert 'not a seqdbr training snapshot' in _err(capsys)
     assert eval_main([str(tmp_path / 'none.npz'), 'x.txt']) == 2
     assert 'does not exist' in _err(capsys)
+
+
+def test_bias_pair_flag(tiny_files, tmp_path, capsys):
+    """On by default (the presets' Zaremba/PyTorch LSTM); --no-bias-pair keeps one bias, and
+    a resume cannot change it."""
+    assert _train(tiny_files, tmp_path / 'pair') == 0
+    assert ', bias pair,' in capsys.readouterr().out
+    assert 'rnn/0/b_hh' in load_checkpoint(str(tmp_path / 'pair' / 'latest.npz')).weights
+    assert _train(tiny_files, tmp_path / 'one', '--no-bias-pair') == 0
+    assert ', one bias,' in capsys.readouterr().out
+    one = tmp_path / 'one' / 'latest.npz'
+    assert 'rnn/0/b_hh' not in load_checkpoint(str(one)).weights
+    assert train_main(['--resume', str(one), '--bias-pair', '--max-epochs', '2']) == 2
+    assert '--bias-pair True (the checkpoint has False)' in _err(capsys)

@@ -12,7 +12,7 @@ def _sigmoid(x):
 
 
 def reference_logits(model, x, h=None, c=None):
-    """NumPy forward: embedding, LSTM layers (gates [i|f|g|o], one bias), linear."""
+    """NumPy forward: embedding, LSTM layers (gates [i|f|g|o], bias b [+ b_hh]), linear."""
     P = {k: p.array.astype(numpy.float64) for k, p in model.weights().items()}
     n, H = model.num_layers, model.rnn_size
     B, T = x.shape
@@ -23,7 +23,7 @@ def reference_logits(model, x, h=None, c=None):
         outs = []
         for t in range(T):
             a = inp[:, t] @ P['rnn/%d/W_ih' % l].T + h[l] @ P['rnn/%d/W_hh' % l].T \
-                + P['rnn/%d/b' % l]
+                + P['rnn/%d/b' % l] + P.get('rnn/%d/b_hh' % l, 0)
             i, f, g, o = numpy.split(a, 4, axis=1)
             c[l] = _sigmoid(f) * c[l] + _sigmoid(i) * numpy.tanh(g)
             h[l] = _sigmoid(o) * numpy.tanh(c[l])
@@ -33,11 +33,12 @@ def reference_logits(model, x, h=None, c=None):
     return inp @ W.T + P['out_b'], h, c
 
 
-@pytest.mark.parametrize('tied', [False, True])
+@pytest.mark.parametrize('tied,bias_pair', [(False, False), (True, False), (False, True)])
 @pytest.mark.parametrize('B,T,n', [(1, 1, 1), (3, 5, 2), (2, 4, 3)])
-def test_logits_match_numpy_reference(tied, B, T, n):
+def test_logits_match_numpy_reference(tied, bias_pair, B, T, n):
     seqdbr.seed(0)
-    m = WordLM(13, 6, n, init_scale=0.5, tied=tied)
+    m = WordLM(13, 6, n, init_scale=0.5, tied=tied, bias_pair=bias_pair)
+    assert ('rnn/0/b_hh' in m.weights()) == bias_pair
     x = numpy.random.default_rng(1).integers(0, 13, (B, T)).astype(numpy.int32)
     y = m(x)
     ref, h, c = reference_logits(m, x)
@@ -55,6 +56,15 @@ def test_init_uniform_every_parameter_and_tying():
     for k, p in m.weights().items():
         a = p.array
         assert numpy.abs(a).max() <= 0.1 and a.std() > 0.03, k     # U(-0.1, 0.1)
+    seqdbr.seed(0)
+    p = WordLM(50, 8, 2, init_scale=0.1, bias_pair=True)
+    for l in range(2):
+        b, b_hh = p.weights()['rnn/%d/b' % l].array, p.weights()['rnn/%d/b_hh' % l].array
+        assert numpy.abs(b_hh).max() <= 0.1 and b_hh.std() > 0.03      # its own U(-s, s)
+        assert not numpy.array_equal(b, b_hh)
+    assert p.config()['bias_pair'] and not WordLM(50, 8, 2).config()['bias_pair']
+    with pytest.raises(ValueError, match='bias_pair must be True or False'):
+        WordLM(50, 8, 2, bias_pair='yes')
     seqdbr.seed(0)
     t = WordLM(50, 8, 2, tied=True)
     assert 'out/W' not in t.weights()

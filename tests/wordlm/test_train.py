@@ -27,8 +27,8 @@ def _cfg(tiny_files, tmp_path, **kw):
     return TrainConfig(**base)
 
 
-@pytest.mark.parametrize('clip', [5.0, 0.01])
-def test_update_is_zarembas_sgd_step(clip):
+@pytest.mark.parametrize('clip,pair', [(5.0, False), (0.01, False), (0.01, True)])
+def test_update_is_zarembas_sgd_step(clip, pair):
     """One update of the program's optimizer = p - lr * clip(grad of the loss summed over
     the window's steps and averaged over the batch, clip), computed here by hand."""
     B, T, V = 3, 4, 11
@@ -36,9 +36,9 @@ def test_update_is_zarembas_sgd_step(clip):
     cfg = TrainConfig(rnn_size=5, num_layers=2, bptt=T, batch_size=B, learning_rate=0.7,
                       grad_clip=clip).resolved()
     seqdbr.seed(0)
-    m = WordLM(V, 5, 2)
+    m = WordLM(V, 5, 2, bias_pair=pair)
     seqdbr.seed(0)
-    ref = WordLM(V, 5, 2)
+    ref = WordLM(V, 5, 2, bias_pair=pair)
     x, t = ParallelSequentialBatcher(ids, B, T).next_window()
     batcher = ParallelSequentialBatcher(ids, B, T)
     opt, _ = make_optimizer(cfg, m)           # at epoch 0 the schedule gives the base rate
@@ -62,6 +62,8 @@ def test_presets_are_zarembas():
     assert (s['rnn_size'], s['num_layers'], s['dropout'], s['init_scale'], s['learning_rate'],
             s['lr_decay'], s['lr_decay_after'], s['max_epochs'], s['batch_size'], s['bptt'],
             s['grad_clip']) == (200, 2, 0.0, 0.1, 1.0, 0.5, 4, 13, 20, 20, 5.0)
+    # Zaremba's Torch7 LSTM: i2h and h2h Linears, each with a bias
+    assert all(p['bias_pair'] is True for p in PRESETS.values())
     assert (m['rnn_size'], m['dropout'], m['max_epochs'], m['bptt'], m['init_scale'],
             m['lr_decay_after']) == (650, 0.5, 39, 35, 0.05, 6)
     assert m['lr_decay'] == pytest.approx(1 / 1.2)
@@ -104,6 +106,20 @@ def test_resume_is_exact(tiny_files, tmp_path):
     lb = [json.loads(x) for x in open(res.log)]
     assert [r['val_perplexity'] for r in la] == [r['val_perplexity'] for r in lb]
     assert res.test_perplexity == full.test_perplexity
+
+
+def test_one_bias_run_and_checkpoints_from_before_the_option(tiny_files, tmp_path):
+    from seqdbr.wordlm.train import _merge_resume
+    res = train(_cfg(tiny_files, tmp_path, bias_pair=False, max_epochs=1),
+                out_stream=io.StringIO())
+    ck = load_checkpoint(res.latest)
+    assert ck.model_config['bias_pair'] is False and 'rnn/0/b_hh' not in ck.weights
+    assert ck.train_config['bias_pair'] is False
+    old = dict(ck.train_config)
+    del old['bias_pair']                    # a checkpoint written before the option
+    merged = _merge_resume(TrainConfig(resume=res.latest), old)
+    assert merged.bias_pair is False and merged.resolved().bias_pair is False
+    assert TrainConfig().resolved().bias_pair is True
 
 
 def test_tied_run(tiny_files, tmp_path):
