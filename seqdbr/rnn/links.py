@@ -27,7 +27,8 @@ The mapping is one to one, so the two kinds of links are the same model with the
 training dynamics: an LSTM has ONE bias per layer (as Chainer's ``LSTM``, whose lateral
 Linear has none). cuDNN/PyTorch LSTMs carry two, ``b_ih`` and ``b_hh``, which always receive
 the same gradient (a redundant pair that doubles the bias learning rate); import such
-weights with ``b = b_ih + b_hh``. The GRU needs both biases (the reset gate multiplies
+weights with ``b = b_ih + b_hh``, or build the n-step link with ``bias_pair=True`` to keep
+the pair and train as they do (the stepwise copy then gets the sum). The GRU needs both biases (the reset gate multiplies
 ``h W_hn^T + b_hn``), and both link kinds have them.
 
 ``NStepLSTM.copy_to_stepwise(links)`` / ``copy_from_stepwise(links)`` (and the GRU
