@@ -71,6 +71,7 @@ from seqdbr.charlm.model import CharRNN, MODELS, IMPLS, check_forget_bias
 from seqdbr.charlm.snapshot import CharLMFormat, LossHistory
 from seqdbr.charlm.vocab import UnknownCharacterError, Vocabulary
 from seqdbr.core import seeding
+from seqdbr.core.option_checks import flag_name, is_int, is_real
 from seqdbr.datasets.corpora import load_corpus
 from seqdbr.distributed.data import StreamShard, check_divisible
 from seqdbr.distributed.optimizer import create_multi_node_optimizer
@@ -203,17 +204,6 @@ class TrainResult:
 # ---------------------------------------------------------------------------------------------
 # Validation of the options
 
-def _is_int(v):
-    return not isinstance(v, bool) and isinstance(v, (int, numpy.integer))
-
-
-def _is_real(v):
-    return not isinstance(v, bool) and isinstance(v, (int, float, numpy.integer, numpy.floating))
-
-
-def _flag(name):
-    return '--' + name.replace('_', '-')
-
 
 def validate_config(cfg):
     """Check every option's type and range.
@@ -225,15 +215,15 @@ def validate_config(cfg):
         v = getattr(cfg, name)
         if v is None and allow_none:
             return
-        if not _is_int(v) or v < minimum:
+        if not is_int(v) or v < minimum:
             raise ConfigError('%s must be an integer >= %d, got %r'
-                              % (_flag(name), minimum, v))
+                              % (flag_name(name), minimum, v))
 
     def need_choice(name, choices):
         v = getattr(cfg, name)
         if v not in choices:
             raise ConfigError('%s must be one of %s, got %r'
-                              % (_flag(name), ', '.join(choices), v))
+                              % (flag_name(name), ', '.join(choices), v))
 
     need_choice('model', MODELS)
     need_choice('impl', IMPLS)
@@ -253,19 +243,19 @@ def validate_config(cfg):
         check_forget_bias(cfg.forget_bias, '--forget-bias')
     except ValueError as e:
         raise ConfigError(str(e)) from None
-    if not _is_real(cfg.dropout) or not 0 <= cfg.dropout < 1:
+    if not is_real(cfg.dropout) or not 0 <= cfg.dropout < 1:
         raise ConfigError('--dropout must be in [0, 1) (the probability of dropping a unit), '
                           'got %r' % (cfg.dropout,))
-    if not _is_real(cfg.learning_rate) or not 0 < cfg.learning_rate < math.inf:
+    if not is_real(cfg.learning_rate) or not 0 < cfg.learning_rate < math.inf:
         raise ConfigError('--learning-rate must be a positive number, got %r'
                           % (cfg.learning_rate,))
-    if not _is_real(cfg.lr_decay) or not 0 < cfg.lr_decay <= 1:
+    if not is_real(cfg.lr_decay) or not 0 < cfg.lr_decay <= 1:
         raise ConfigError('--lr-decay must be in (0, 1] (1 = no decay), got %r'
                           % (cfg.lr_decay,))
-    if not _is_real(cfg.grad_clip) or not 0 <= cfg.grad_clip < math.inf:
+    if not is_real(cfg.grad_clip) or not 0 <= cfg.grad_clip < math.inf:
         raise ConfigError('--grad-clip must be a number >= 0 (0 disables clipping), got %r'
                           % (cfg.grad_clip,))
-    if cfg.max_minutes is not None and (not _is_real(cfg.max_minutes)
+    if cfg.max_minutes is not None and (not is_real(cfg.max_minutes)
                                         or not 0 < cfg.max_minutes < math.inf):
         raise ConfigError('--max-minutes must be a positive number, got %r'
                           % (cfg.max_minutes,))
@@ -467,7 +457,7 @@ def _merge_resume_config(cfg, stored, explicit, path):
         if name not in merged:
             merged[name] = mine
         elif name in explicit and mine != merged[name]:
-            conflicts.append('%s %r (the checkpoint has %r)' % (_flag(name), mine,
+            conflicts.append('%s %r (the checkpoint has %r)' % (flag_name(name), mine,
                                                                merged[name]))
     if conflicts:
         raise ConfigError(
@@ -513,7 +503,7 @@ def _open_checkpoints(cfg, explicit):
     elif cfg.init_from is not None:
         init_ck = ckpt_mod.load_checkpoint(cfg.init_from)
         arch = init_ck.model_config
-        bad = ['%s %r (the checkpoint has %r)' % (_flag(k), getattr(cfg, k), arch.get(k))
+        bad = ['%s %r (the checkpoint has %r)' % (flag_name(k), getattr(cfg, k), arch.get(k))
                for k in FIXED_BY_INIT_FROM if k in explicit and getattr(cfg, k) != arch.get(k)]
         if bad:
             raise ConfigError('--init-from %s fixes the architecture and the initial weights; '

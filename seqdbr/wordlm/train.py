@@ -41,10 +41,10 @@ import math
 import os
 import sys
 
-import numpy
 
 from seqdbr import optimizers as O
 from seqdbr.core import seeding
+from seqdbr.core.option_checks import flag_name, is_int, is_real
 from seqdbr.rnn.bptt import ParallelSequentialBatcher
 from seqdbr.rnn.lm_eval import evaluate_tokens
 from seqdbr.training import BPTTUpdater, IntervalTrigger, MinValueTrigger, StopTrigger, Trainer
@@ -170,17 +170,6 @@ class TrainResult:
     log: str
 
 
-def _is_int(v):
-    return not isinstance(v, bool) and isinstance(v, (int, numpy.integer))
-
-
-def _is_real(v):
-    return not isinstance(v, bool) and isinstance(v, (int, float, numpy.integer, numpy.floating))
-
-
-def _flag(name):
-    return '--' + name.replace('_', '-')
-
 
 def validate_config(cfg):
     """Check a resolved configuration's types and ranges.
@@ -196,31 +185,31 @@ def validate_config(cfg):
         v = getattr(cfg, name)
         if v is None and none_ok:
             continue
-        if not _is_int(v) or v < lo:
+        if not is_int(v) or v < lo:
             extra = (' (the vocabulary always holds <unk> and <eos>)'
                      if name == 'vocab_limit' else '')
             raise ConfigError('%s must be an integer >= %d%s, got %r'
-                              % (_flag(name), lo, extra, v))
+                              % (flag_name(name), lo, extra, v))
     for name in ('tied', 'bias_pair'):
         if not isinstance(getattr(cfg, name), bool):
-            raise ConfigError('%s must be true or false, got %r' % (_flag(name),
+            raise ConfigError('%s must be true or false, got %r' % (flag_name(name),
                                                                     getattr(cfg, name)))
     if cfg.optimizer not in OPTIMIZERS:
         raise ConfigError('--optimizer must be one of %s, got %r'
                           % (', '.join(OPTIMIZERS), cfg.optimizer))
-    if not _is_real(cfg.dropout) or not 0 <= cfg.dropout < 1:
+    if not is_real(cfg.dropout) or not 0 <= cfg.dropout < 1:
         raise ConfigError('--dropout must be in [0, 1), got %r' % (cfg.dropout,))
     for name in ('learning_rate', 'init_scale'):
         v = getattr(cfg, name)
-        if not _is_real(v) or not 0 < v < math.inf:
-            raise ConfigError('%s must be a positive number, got %r' % (_flag(name), v))
-    if not _is_real(cfg.lr_decay) or not 0 < cfg.lr_decay <= 1:
+        if not is_real(v) or not 0 < v < math.inf:
+            raise ConfigError('%s must be a positive number, got %r' % (flag_name(name), v))
+    if not is_real(cfg.lr_decay) or not 0 < cfg.lr_decay <= 1:
         raise ConfigError('--lr-decay must be in (0, 1] (the rate multiplier per epoch; 1 = '
                           'no decay), got %r' % (cfg.lr_decay,))
-    if not _is_real(cfg.grad_clip) or not 0 <= cfg.grad_clip < math.inf:
+    if not is_real(cfg.grad_clip) or not 0 <= cfg.grad_clip < math.inf:
         raise ConfigError('--grad-clip must be a number >= 0 (0 disables clipping), got %r'
                           % (cfg.grad_clip,))
-    if cfg.max_minutes is not None and (not _is_real(cfg.max_minutes)
+    if cfg.max_minutes is not None and (not is_real(cfg.max_minutes)
                                         or not 0 < cfg.max_minutes < math.inf):
         raise ConfigError('--max-minutes must be a positive number, got %r'
                           % (cfg.max_minutes,))
@@ -293,7 +282,7 @@ def build_trainer(cfg, corpus, model, out_stream):
     opt, schedule = make_optimizer(cfg, model)
     batcher = ParallelSequentialBatcher(corpus.train, cfg.batch_size, cfg.bptt)
     updater = BPTTUpdater(batcher, opt, model, mode='window')
-    settings = {_flag(k): getattr(cfg, k) for k in RESUME_FIXED}
+    settings = {flag_name(k): getattr(cfg, k) for k in RESUME_FIXED}
     fmt = ckpt_mod.snapshot_format(settings)
     stop = StopTrigger(max_iterations=cfg.max_iters, max_epochs=cfg.max_epochs,
                        max_minutes=cfg.max_minutes)
@@ -418,7 +407,7 @@ def _merge_resume(cfg, stored):
     merged = dict(stored)
     merged.setdefault('bias_pair', False)   # checkpoints written before the option: one bias
     default = TrainConfig()
-    conflicts = ['%s %r (the checkpoint has %r)' % (_flag(k), getattr(cfg, k), stored.get(k))
+    conflicts = ['%s %r (the checkpoint has %r)' % (flag_name(k), getattr(cfg, k), stored.get(k))
                  for k in RESUME_FIXED + ('preset', 'data', 'train_file', 'vocab_limit')
                  if getattr(cfg, k) != getattr(default, k) and getattr(cfg, k) != stored.get(k)]
     if conflicts:
