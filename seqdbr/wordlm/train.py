@@ -41,7 +41,6 @@ import math
 import os
 import sys
 
-
 from seqdbr import optimizers as O
 from seqdbr.core import seeding
 from seqdbr.core.option_checks import flag_name, is_int, is_real
