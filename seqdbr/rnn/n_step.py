@@ -951,13 +951,20 @@ def _lstm_backward_gpu(saved, X, W_ih, W_hh, plan, H, rev, gY, ghN, gcN, need):
         k(A[s:e], c_prev, C[s:e], DH[:Bt], zero if gY is None else gY[s:e], DC[:Bt], H,
           DC[:Bt], dG[s:e])
         Bn, ns, ne = Bt, s, e
-    out = {}
+    out = _row_major_window_grads(xp, dG, X, W_ih, W_hh, Yp, h0, plan, rev, need)
     if 'c0' in need:
         out['c0'] = DC
+    return out
+
+
+def _row_major_window_grads(xp, dG, X, W_ih, W_hh, Yp, h0, plan, rev, need):
+    """The whole-window gradients (``h0``, ``W_hh``, ``b``, ``W_ih``, ``x``, as ``need``
+    asks) from row-major pre-activation gradients ``dG`` ``(N, G*H)``."""
+    out = {}
     if 'h0' in need:
-        out['h0'] = xp.matmul(dG[:B], W_hh)
+        out['h0'] = xp.matmul(dG[:plan.B], W_hh)
     if 'W_hh' in need:
-        gW = xp.empty((1, 4 * H, H), dtype=dtype)
+        gW = xp.empty((1,) + W_hh.shape, dtype=dG.dtype)
         _hh_weight_grad(xp, dG[None], Yp, h0, plan, gW)
         out['W_hh'] = gW[0]
     if 'b' in need:
@@ -1101,22 +1108,7 @@ def _rnn_backward(act, saved, X, W_ih, W_hh, plan, H, rev, gY, ghN, gcN, need):
         else:
             xp.multiply(dh, y > 0, out=da)
         Bn, ns = Bt, s
-    out = {}
-    if 'h0' in need:
-        out['h0'] = xp.matmul(dA[:plan.B], W_hh)
-    if 'W_hh' in need:
-        gW = xp.empty((1, H, H), dtype=dA.dtype)
-        _hh_weight_grad(xp, dA[None], Yp, h0, plan, gW)
-        out['W_hh'] = gW[0]
-    if 'b' in need:
-        out['b'] = dA.sum(axis=0)
-    if rev is not None and ('W_ih' in need or 'x' in need):
-        dA = dA.take(rev, axis=0)
-    if 'W_ih' in need:
-        out['W_ih'] = xp.matmul(dA.T, X)
-    if 'x' in need:
-        out['x'] = dA if W_ih is None else xp.matmul(dA, W_ih)
-    return out
+    return _row_major_window_grads(xp, dA, X, W_ih, W_hh, Yp, h0, plan, rev, need)
 
 
 def _rnn_impl(act):

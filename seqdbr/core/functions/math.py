@@ -194,11 +194,16 @@ def sqrt(x):
 
 # -- reductions -------------------------------------------------------------------------
 
-class Sum(FunctionNode):
+class _AxesReduction(FunctionNode):
+    """A reduction over ``axes`` (a tuple, or None for all), keeping them as size 1 when
+    ``keepdims``."""
+
     def __init__(self, axes, keepdims):
         self.axes = axes
         self.keepdims = keepdims
 
+
+class Sum(_AxesReduction):
     def forward(self, inputs):
         x = inputs[0]
         self.in_shape = x.shape
@@ -242,11 +247,7 @@ class Mean(Sum):
         return (gx,)
 
 
-class _MaxMin(FunctionNode):
-    def __init__(self, axes, keepdims):
-        self.axes = axes
-        self.keepdims = keepdims
-
+class _MaxMin(_AxesReduction):
     def forward(self, inputs):
         x = inputs[0]
         y = _as_0d(self._reduce(x))
@@ -597,11 +598,7 @@ def cast(x, dtype):
 
 # -- logsumexp / prod / cumsum / argmax ----------------------------------------------------
 
-class LogSumExp(FunctionNode):
-    def __init__(self, axes, keepdims):
-        self.axes = axes
-        self.keepdims = keepdims
-
+class LogSumExp(_AxesReduction):
     def forward(self, inputs):
         x = inputs[0]
         xp = backend.get_array_module(x)
@@ -675,11 +672,7 @@ def _from_last(xp, a, perm, tshape):
     return xp.ascontiguousarray(a.reshape(tshape).transpose(inv))
 
 
-class Prod(FunctionNode):
-    def __init__(self, axes, keepdims):
-        self.axes = axes
-        self.keepdims = keepdims
-
+class Prod(_AxesReduction):
     def forward(self, inputs):
         x = inputs[0]
         self.in_shape = x.shape
