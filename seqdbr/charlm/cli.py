@@ -100,6 +100,15 @@ def build_train_parser():
                     'parallel streams). Writes OUT/latest.npz, OUT/best.npz, OUT/log.jsonl '
                     'and OUT/loss.png.',
         argument_default=None)
+    _add_model_args(ap, d)
+    _add_data_args(ap, d)
+    _add_optimization_args(ap, d)
+    _add_stopping_args(ap, d)
+    return ap
+
+
+def _add_model_args(ap, d):
+    """The model options. (``d``: the default TrainConfig.)"""
     m = ap.add_argument_group('model')
     m.add_argument('--model', choices=('lstm', 'gru'), help='cell type (default %s)' % d.model)
     m.add_argument('--rnn-size', type=_positive_int,
@@ -116,6 +125,10 @@ def build_train_parser():
     m.add_argument('--impl', choices=('nstep', 'stepwise'),
                    help='nstep: fused whole-window layers (fast); stepwise: one L.LSTM step '
                         'at a time. Same model and checkpoints (default %s)' % d.impl)
+
+
+def _add_data_args(ap, d):
+    """The corpus options. (``d``: the default TrainConfig.)"""
     g = ap.add_argument_group('data')
     g.add_argument('--corpus',
                    help="catalog name (see corpora/README.md), a UTF-8 text file, or 'pydoc' "
@@ -128,6 +141,10 @@ def build_train_parser():
     g.add_argument('--val-frac', type=_float,
                    help='fraction after the training part used for validation (default 0.05; '
                         'train + val <= 1, the rest is the test split)')
+
+
+def _add_optimization_args(ap, d):
+    """The optimizer options. (``d``: the default TrainConfig.)"""
     o = ap.add_argument_group('optimization')
     o.add_argument('--seq-length', type=_positive_int,
                    help='BPTT window length in characters (default %d)' % d.seq_length)
@@ -144,6 +161,10 @@ def build_train_parser():
     o.add_argument('--grad-clip', type=_float,
                    help='clip the global L2 norm of the gradients to this (0: off; default %g)'
                    % d.grad_clip)
+
+
+def _add_stopping_args(ap, d):
+    """Stopping, output, resume and bookkeeping options. (``d``: the default TrainConfig.)"""
     s = ap.add_argument_group('stopping and bookkeeping')
     s.add_argument('--max-epochs', type=_positive_int,
                    help='stop after this many epochs (default %d when no other limit is '
@@ -173,7 +194,6 @@ def build_train_parser():
                         'a folder is refused')
     s.add_argument('--no-progress', action='store_true',
                    help='no progress bar (evaluation lines are still printed)')
-    return ap
 
 
 def _train_config_from_args(args):
