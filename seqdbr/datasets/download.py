@@ -222,36 +222,45 @@ def download_file(urls, dest, sha256, *, desc=None, timeout=30.0, chunk_size=1 <
     dest.parent.mkdir(parents=True, exist_ok=True)
 
     failures = []
-    mismatch = False
-    unreachable = 0
     for url in urls:
-        try:
-            _fetch_one(url, dest, sha256, desc or dest.name, timeout, chunk_size)
-        except _ChecksumMismatch as e:
-            mismatch = True
-            failures.append((url, 'checksum mismatch: expected sha256 %s, got %s (%d bytes)'
-                             % (sha256, e.actual, e.nbytes)))
-        except requests.HTTPError as e:
-            failures.append((url, 'HTTP error %s' % (e.response.status_code
-                                                      if e.response is not None else e,)))
-        except requests.Timeout as e:
-            unreachable += 1
-            failures.append((url, 'timed out after %gs (%s)' % (timeout, type(e).__name__)))
-        except requests.ConnectionError as e:
-            unreachable += 1
-            failures.append((url, 'cannot connect (%s: %s)' % (type(e).__name__, e)))
-        except (requests.RequestException, urllib3.exceptions.HTTPError) as e:
-            failures.append((url, 'transfer failed (%s: %s)' % (type(e).__name__, e)))
-        else:
+        reason = _try_url(url, dest, sha256, desc or dest.name, timeout, chunk_size)
+        if reason is None:
             return dest
+        failures.append((url, reason))
+    raise _download_error(dest, urls, sha256, failures, stale)
 
+
+def _try_url(url, dest, sha256, desc, timeout, chunk_size):
+    """Fetch ``url`` into ``dest``; None on success, else ``(kind, message)`` with kind
+    'mismatch', 'unreachable' or 'failed'."""
+    try:
+        _fetch_one(url, dest, sha256, desc, timeout, chunk_size)
+    except _ChecksumMismatch as e:
+        return 'mismatch', ('checksum mismatch: expected sha256 %s, got %s (%d bytes)'
+                            % (sha256, e.actual, e.nbytes))
+    except requests.HTTPError as e:
+        return 'failed', 'HTTP error %s' % (e.response.status_code
+                                             if e.response is not None else e,)
+    except requests.Timeout as e:
+        return 'unreachable', 'timed out after %gs (%s)' % (timeout, type(e).__name__)
+    except requests.ConnectionError as e:
+        return 'unreachable', 'cannot connect (%s: %s)' % (type(e).__name__, e)
+    except (requests.RequestException, urllib3.exceptions.HTTPError) as e:
+        return 'failed', 'transfer failed (%s: %s)' % (type(e).__name__, e)
+    return None
+
+
+def _download_error(dest, urls, sha256, failures, stale):
+    """The :class:`DownloadError` listing every URL's failure and how to install by hand."""
+    kinds = [kind for _, (kind, _) in failures]
+    reasons = [(u, reason) for u, (_, reason) in failures]
     lines = ['could not download %s (expected sha256 %s); tried %d URL(s):'
              % (dest.name, sha256, len(urls))]
-    lines += ['  - %s: %s' % (u, reason) for u, reason in failures]
-    if mismatch:
+    lines += ['  - %s: %s' % (u, reason) for u, reason in reasons]
+    if 'mismatch' in kinds:
         lines.append('A mirror served different bytes: it may hold another version of the '
                      'file, or the transfer was corrupted.')
-    elif unreachable == len(urls):
+    elif kinds.count('unreachable') == len(urls):
         lines.append('No mirror could be reached: this machine may be offline, or the '
                      'servers are down.')
     else:
@@ -263,8 +272,8 @@ def download_file(urls, dest, sha256, *, desc=None, timeout=30.0, chunk_size=1 <
     if stale is not None:
         lines.append('(a file is already there, but its sha256 is %s: it is left unchanged; '
                      'replace it)' % stale)
-    raise DownloadError('\n'.join(lines), dest=dest, urls=urls, sha256=sha256,
-                        failures=failures)
+    return DownloadError('\n'.join(lines), dest=dest, urls=urls, sha256=sha256,
+                         failures=reasons)
 
 
 def ensure_file(filename, urls, sha256, *, subdir=None, data_dir=None, desc=None,
