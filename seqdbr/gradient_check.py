@@ -88,36 +88,8 @@ def check_backward(func, inputs, grad_outputs=None, eps=1e-3, atol=1e-5, rtol=1e
     if not isinstance(ys, (tuple, list)):
         ys = (ys,)
     ys = list(ys)
-    rng = numpy.random.RandomState(0)
-    if grad_outputs is None:
-        grad_outputs = []
-        for y in ys:
-            if y is None:
-                grad_outputs.append(None)
-                continue
-            xp = backend.get_array_module(y.array)
-            grad_outputs.append(xp.asarray(rng.uniform(-1, 1, y.shape).astype(y.dtype)))
-    elif not isinstance(grad_outputs, (tuple, list)):
-        grad_outputs = (grad_outputs,)
-    grad_outputs = [None if g is None else
-                    (g.astype(dtype) if dtype is not None and g.dtype.kind == 'f' else g)
-                    for g in grad_outputs]
-    if len(grad_outputs) != len(ys):
-        raise ValueError('check_backward: %d grad_outputs for %d outputs'
-                         % (len(grad_outputs), len(ys)))
-    # Backprop sum_k <y_k, gy_k> through one scalar by seeding each output's grad.
-    from seqdbr.core.functions import basic_math  # noqa: F401  (operators)
-    total = None
-    for y, gy in zip(ys, grad_outputs):
-        if y is None or gy is None:
-            continue
-        term = _Dot(gy)(y)
-        total = term if total is None else total + term
-    for x in xs:
-        if isinstance(x, Variable):
-            x.cleargrad()
-    if total is not None:
-        total.backward()
+    grad_outputs = _grad_outputs(ys, grad_outputs, dtype)
+    _backprop_dot(ys, grad_outputs, xs)
 
     def f():
         out = func(*[Variable(x.array, requires_grad=False) if isinstance(x, Variable) else x
@@ -143,6 +115,44 @@ def check_backward(func, inputs, grad_outputs=None, eps=1e-3, atol=1e-5, rtol=1e
                                  % (k, ganal.dtype, xs[k].array.dtype))
         assert_allclose(ganal, gnum, atol=atol, rtol=rtol,
                         err_msg='analytic vs numerical gradient of input %d' % k)
+
+
+def _grad_outputs(ys, grad_outputs, dtype):
+    """One upstream gradient per output (random U(-1, 1) when None), cast to ``dtype``."""
+    rng = numpy.random.RandomState(0)
+    if grad_outputs is None:
+        grad_outputs = []
+        for y in ys:
+            if y is None:
+                grad_outputs.append(None)
+                continue
+            xp = backend.get_array_module(y.array)
+            grad_outputs.append(xp.asarray(rng.uniform(-1, 1, y.shape).astype(y.dtype)))
+    elif not isinstance(grad_outputs, (tuple, list)):
+        grad_outputs = (grad_outputs,)
+    grad_outputs = [None if g is None else
+                    (g.astype(dtype) if dtype is not None and g.dtype.kind == 'f' else g)
+                    for g in grad_outputs]
+    if len(grad_outputs) != len(ys):
+        raise ValueError('check_backward: %d grad_outputs for %d outputs'
+                         % (len(grad_outputs), len(ys)))
+    return grad_outputs
+
+
+def _backprop_dot(ys, grad_outputs, xs):
+    """Fill the inputs' ``.grad`` with the gradient of ``sum_k <y_k, gy_k>``."""
+    from seqdbr.core.functions import basic_math  # noqa: F401  (operators)
+    total = None
+    for y, gy in zip(ys, grad_outputs):
+        if y is None or gy is None:
+            continue
+        term = _Dot(gy)(y)
+        total = term if total is None else total + term
+    for x in xs:
+        if isinstance(x, Variable):
+            x.cleargrad()
+    if total is not None:
+        total.backward()
 
 
 class _Dot:
