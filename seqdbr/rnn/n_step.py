@@ -502,41 +502,61 @@ def _lstm_forward_cpu(X, W_ih, W_hh, b_ih, b_hh, h0, c0, plan, H, rev):
 
 def _lstm_backward_cpu(saved, X, W_ih, W_hh, plan, H, rev, gY, ghN, gcN, need):
     A, C, TC, Yp, h0, c0 = saved
-    N = A.shape[1]
-    B = plan.B
     dtype = A.dtype
-    Wh = W_hh.reshape(4, H, H)
-    dG = numpy.empty((4, N, H), dtype=dtype)            # external order [i f g o]
+    dG = numpy.empty((4, A.shape[1], H), dtype=dtype)   # external order [i f g o]
+    DC = numpy.empty((plan.B, H), dtype=dtype)
+    cells = cpu_kernels.cells_for(dtype)
+    if cells is not None:
+        _lstm_bwd_steps_c(cells, A, C, TC, c0, W_hh, plan, H, gY, ghN, gcN, dG, DC)
+    else:
+        _lstm_bwd_steps_numpy(A, C, TC, c0, W_hh, plan, H, gY, ghN, gcN, dG, DC)
+    return _lstm_window_grads(dG, DC, X, W_ih, W_hh.reshape(4, H, H), Yp, h0, plan, H, rev,
+                              need)
+
+
+def _lstm_bwd_setup(A, plan, H):
+    """The per-step buffers of the backward loops: ``tmp4`` (B, 4H), ``DH`` (B, H)."""
     # Per step, dG_t is copied into one (B_t, 4H) row-major block so that
     # dh_prev = dG_t W_hh is a single GEMM (cheaper than 4 (H, H) GEMMs plus 3 adds).
-    tmp4 = numpy.empty((B, 4 * H), dtype=dtype)
-    DH = numpy.empty((B, H), dtype=dtype)
-    DC = numpy.empty((B, H), dtype=dtype)
+    return (numpy.empty((plan.B, 4 * H), dtype=A.dtype),
+            numpy.empty((plan.B, H), dtype=A.dtype))
+
+
+def _lstm_bwd_steps_c(cells, A, C, TC, c0, W_hh, plan, H, gY, ghN, gcN, dG, DC):
+    """The backward recurrence with the compiled cell: fills ``dG`` and ``DC``."""
+    N, dtype = A.shape[1], A.dtype
+    tmp4, DH = _lstm_bwd_setup(A, plan, H)
+    matmul = numpy.matmul
+    offsets, sizes = plan.offsets, plan.batch_sizes
+    Bn = 0
+    step = cells.lstm_bwd_step
+    if gY is not None:
+        gY = numpy.ascontiguousarray(gY, dtype=dtype)
+    if c0 is not None:
+        c0 = numpy.ascontiguousarray(c0, dtype=dtype)
+    for t in range(plan.T - 1, -1, -1):
+        s = offsets[t]
+        Bt = sizes[t]
+        if Bn:
+            matmul(tmp4[:Bn], W_hh, out=DH[:Bn])
+        if Bn < Bt:
+            _start_rows(DH, ghN, Bn, Bt)
+            _start_rows(DC, gcN, Bn, Bt)
+        if t:
+            step(A, N, s, Bt, H, TC, C, offsets[t - 1] * H, gY, DH, DC, dG, tmp4)
+        else:
+            step(A, N, s, Bt, H, TC, c0, 0, gY, DH, DC, dG, tmp4)
+        Bn = Bt
+
+
+def _lstm_bwd_steps_numpy(A, C, TC, c0, W_hh, plan, H, gY, ghN, gcN, dG, DC):
+    """The backward recurrence in NumPy (no C compiler): fills ``dG`` and ``DC``."""
+    B, dtype = plan.B, A.dtype
+    tmp4, DH = _lstm_bwd_setup(A, plan, H)
     matmul = numpy.matmul
     offsets, sizes = plan.offsets, plan.batch_sizes
     Bn = 0
     ns = ne = None
-    cells = cpu_kernels.cells_for(dtype)
-    if cells is not None:
-        step = cells.lstm_bwd_step
-        if gY is not None:
-            gY = numpy.ascontiguousarray(gY, dtype=dtype)
-        if c0 is not None:
-            c0 = numpy.ascontiguousarray(c0, dtype=dtype)
-        for t in range(plan.T - 1, -1, -1):
-            s = offsets[t]
-            Bt = sizes[t]
-            if Bn:
-                matmul(tmp4[:Bn], W_hh, out=DH[:Bn])
-            if Bn < Bt:
-                _start_rows(DH, ghN, Bn, Bt)
-                _start_rows(DC, gcN, Bn, Bt)
-            if t:
-                step(A, N, s, Bt, H, TC, C, offsets[t - 1] * H, gY, DH, DC, dG, tmp4)
-            else:
-                step(A, N, s, Bt, H, TC, c0, 0, gY, DH, DC, dG, tmp4)
-            Bn = Bt
-        return _lstm_window_grads(dG, DC, X, W_ih, Wh, Yp, h0, plan, H, rev, need)
     S3 = numpy.empty((3, B, H), dtype=dtype)
     T1 = numpy.empty((B, H), dtype=dtype)
     multiply, subtract, add = numpy.multiply, numpy.subtract, numpy.add
@@ -599,7 +619,6 @@ def _lstm_backward_cpu(saved, X, W_ih, W_hh, plan, H, rev, gY, ghN, gcN, need):
         # carry: dc_prev = dc * f
         multiply(dc, f, out=dc)
         Bn, ns, ne = Bt, s, e
-    return _lstm_window_grads(dG, DC, X, W_ih, Wh, Yp, h0, plan, H, rev, need)
 
 
 def _lstm_window_grads(dG, DC, X, W_ih, Wh, Yp, h0, plan, H, rev, need):
@@ -759,42 +778,58 @@ def _gru_forward_cpu(X, W_ih, W_hh, b_ih, b_hh, h0, c0, plan, H, rev):
 
 def _gru_backward_cpu(saved, X, W_ih, W_hh, plan, H, rev, gY, ghN, gcN, need):
     A, GHN, Yp, h0 = saved
-    N = A.shape[1]
-    B = plan.B
-    dtype = A.dtype
-    Wh = W_hh.reshape(3, H, H)
+    N, B, dtype = A.shape[1], plan.B, A.dtype
     dGH = numpy.empty((3, N, H), dtype=dtype)           # d/d(h W_hh^T + b_hh), [r z n]
     dGIn = numpy.empty((N, H), dtype=dtype)             # d/d(n block of x W_ih^T + b_ih)
     CARRY = numpy.empty((B, H), dtype=dtype)
+    cells = cpu_kernels.cells_for(dtype)
+    if cells is not None:
+        _gru_bwd_steps_c(cells, A, GHN, Yp, h0, W_hh, plan, H, gY, ghN, dGH, dGIn, CARRY)
+    else:
+        _gru_bwd_steps_numpy(A, GHN, Yp, h0, W_hh.reshape(3, H, H), plan, H, gY, ghN, dGH,
+                             dGIn, CARRY)
+    return _gru_window_grads(dGH, dGIn, CARRY, X, W_ih, W_hh.reshape(3, H, H), Yp, h0, plan,
+                             H, rev, need)
+
+
+def _gru_bwd_steps_c(cells, A, GHN, Yp, h0, W_hh, plan, H, gY, ghN, dGH, dGIn, CARRY):
+    """The backward recurrence with the compiled cell: fills ``dGH``, ``dGIn``, ``CARRY``."""
+    N, B, dtype = A.shape[1], plan.B, A.dtype
+    TMP = numpy.empty((B, H), dtype=dtype)
+    matmul = numpy.matmul
+    offsets, sizes = plan.offsets, plan.batch_sizes
+    Bn = 0
+    step = cells.gru_bwd_step
+    if gY is not None:
+        gY = numpy.ascontiguousarray(gY, dtype=dtype)
+    if h0 is not None:
+        h0 = numpy.ascontiguousarray(h0, dtype=dtype)
+    G3 = numpy.empty((B, 3 * H), dtype=dtype)      # [dr | dz | dn r] of the later step
+    M = TMP
+    for t in range(plan.T - 1, -1, -1):
+        s = offsets[t]
+        Bt = sizes[t]
+        if Bn:
+            matmul(G3[:Bn], W_hh, out=M[:Bn])
+        if Bn < Bt:
+            _start_rows(CARRY, ghN, Bn, Bt)
+        if t:
+            hp, hpo = Yp, offsets[t - 1] * H
+        else:
+            hp, hpo = h0, 0
+        step(A, N, s, Bt, H, GHN, hp, hpo, gY, M if Bn else None, Bn, CARRY, dGH, dGIn,
+             G3)
+        Bn = Bt
+
+
+def _gru_bwd_steps_numpy(A, GHN, Yp, h0, Wh, plan, H, gY, ghN, dGH, dGIn, CARRY):
+    """The backward recurrence in NumPy (no C compiler): fills ``dGH``, ``dGIn``, ``CARRY``."""
+    B, dtype = plan.B, A.dtype
     TMP = numpy.empty((B, H), dtype=dtype)
     matmul = numpy.matmul
     offsets, sizes = plan.offsets, plan.batch_sizes
     Bn = 0
     ns = ne = None
-    cells = cpu_kernels.cells_for(dtype)
-    if cells is not None:
-        step = cells.gru_bwd_step
-        if gY is not None:
-            gY = numpy.ascontiguousarray(gY, dtype=dtype)
-        if h0 is not None:
-            h0 = numpy.ascontiguousarray(h0, dtype=dtype)
-        G3 = numpy.empty((B, 3 * H), dtype=dtype)      # [dr | dz | dn r] of the later step
-        M = TMP
-        for t in range(plan.T - 1, -1, -1):
-            s = offsets[t]
-            Bt = sizes[t]
-            if Bn:
-                matmul(G3[:Bn], W_hh, out=M[:Bn])
-            if Bn < Bt:
-                _start_rows(CARRY, ghN, Bn, Bt)
-            if t:
-                hp, hpo = Yp, offsets[t - 1] * H
-            else:
-                hp, hpo = h0, 0
-            step(A, N, s, Bt, H, GHN, hp, hpo, gY, M if Bn else None, Bn, CARRY, dGH, dGIn,
-                 G3)
-            Bn = Bt
-        return _gru_window_grads(dGH, dGIn, CARRY, X, W_ih, Wh, Yp, h0, plan, H, rev, need)
     tmp3 = numpy.empty((3, B, H), dtype=dtype)
     S2 = numpy.empty((2, B, H), dtype=dtype)
     multiply, subtract, add = numpy.multiply, numpy.subtract, numpy.add
@@ -850,7 +885,6 @@ def _gru_backward_cpu(saved, X, W_ih, W_hh, plan, H, rev, gY, ghN, gcN, need):
         # direct path to h_prev
         multiply(dh, z, out=dh)
         Bn, ns, ne = Bt, s, e
-    return _gru_window_grads(dGH, dGIn, CARRY, X, W_ih, Wh, Yp, h0, plan, H, rev, need)
 
 
 def _gru_window_grads(dGH, dGIn, CARRY, X, W_ih, Wh, Yp, h0, plan, H, rev, need):
