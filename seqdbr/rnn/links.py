@@ -28,8 +28,8 @@ training dynamics: an LSTM has ONE bias per layer (as Chainer's ``LSTM``, whose 
 Linear has none). cuDNN/PyTorch LSTMs carry two, ``b_ih`` and ``b_hh``, which always receive
 the same gradient (a redundant pair that doubles the bias learning rate); import such
 weights with ``b = b_ih + b_hh``, or build the n-step link with ``bias_pair=True`` to keep
-the pair and train as they do (the stepwise copy then gets the sum). The GRU needs both biases (the reset gate multiplies
-``h W_hn^T + b_hn``), and both link kinds have them.
+the pair and train as they do (the stepwise copy then gets the sum). The GRU needs both
+biases (the reset gate multiplies ``h W_hn^T + b_hn``), and both link kinds have them.
 
 ``NStepLSTM.copy_to_stepwise(links)`` / ``copy_from_stepwise(links)`` (and the GRU
 equivalents) apply this mapping, so a model trained with the fast n-step links can be
@@ -626,9 +626,9 @@ class NStepGRU(_NStepRNNBase):
     _fn = staticmethod(n_step_gru)
 
     def __init__(self, n_layers, in_size, out_size, dropout, initialW=None, initial_bias=None,
-                 project_input=True, bias_pair=False):
+                 project_input=True):
         super().__init__(n_layers, in_size, out_size, dropout, initialW, initial_bias,
-                         project_input=project_input, bias_pair=bias_pair)
+                         project_input=project_input)
 
     def forward(self, hx, xs):
         ws, bs = self._weights(xs)

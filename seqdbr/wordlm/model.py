@@ -9,8 +9,8 @@ last layer's output before the softmax; every parameter initialised ``U(-s, s)``
 layer from two ``nn.Linear`` maps (``i2h``, ``h2h``) that both carry a bias, as PyTorch's
 ``nn.LSTM`` does; ``bias_pair=True`` keeps that pair (see :class:`seqdbr.links.NStepLSTM`).
 It matters under SGD: the pair learns at twice the rate of one bias. On PTB "small" (13
-epochs, same seeds otherwise) one bias ends at test perplexity 114.6-115, the pair at the
-paper's level (see ``benchmarks/wordlm_quality.py``).
+epochs) one bias ended at test perplexity 113.4-115.3 (three seeds), the pair at
+112.5-112.6 (two seeds), below the paper's 114.5 (see ``benchmarks/README.md``).
 
 Press & Wolf 2017, "Using the Output Embedding to Improve Language Models": with
 ``tied=True`` the output layer's weight *is* the embedding table (``logits = h E^T + b``),
