@@ -147,9 +147,8 @@ class TrainConfig:
 
 #: Settings a resumed run must share with its snapshot (anything that changes the updates).
 RESUME_FIXED = ('rnn_size', 'num_layers', 'dropout', 'init_scale', 'tied', 'bias_pair',
-                'optimizer',
-                'learning_rate', 'lr_decay', 'lr_decay_after', 'grad_clip', 'batch_size',
-                'bptt', 'seed', 'vocab_limit')
+                'optimizer', 'learning_rate', 'lr_decay', 'lr_decay_after', 'grad_clip',
+                'batch_size', 'bptt', 'seed', 'vocab_limit')
 
 
 @dataclasses.dataclass
